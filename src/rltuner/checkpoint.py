@@ -1,0 +1,118 @@
+"""Self-describing checkpoints (JSON config + safetensors weights) and atomic file writes.
+
+Nothing here unpickles: a checkpoint is a folder (or a single ``.safetensors`` file) whose
+metadata is JSON text and whose tensors are raw safetensors buffers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from rltuner.errors import RltunerError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_path",
+    "save_tensors",
+    "load_tensors",
+    "save_npz",
+    "load_npz",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, Any] | None = None) -> None:
+    """Write tensors + JSON metadata (stored under the ``"rltuner"`` key) atomically."""
+    meta = {"rltuner": json.dumps(metadata or {})}
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(flat, metadata=meta))
+
+
+def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_tensors`. Raises :class:`RltunerError` with the file
+    name for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.exists():
+        raise RltunerError(f"{path}: no such {what} file")
+    if path.is_dir():
+        raise RltunerError(f"{path}: is a folder, expected a {what} file")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("rltuner")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise RltunerError(f"{path}: not a valid {what} (safetensors could not read it: {e})") from None
+    if raw is None:
+        raise RltunerError(f"{path}: not an rltuner {what} (no rltuner metadata in the file)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise RltunerError(f"{path}: corrupt {what} metadata (not JSON)") from None
+    return tensors, meta
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Atomically write a compressed ``.npz`` (object arrays are refused)."""
+    for k, v in arrays.items():
+        if np.asarray(v).dtype == object:
+            raise TypeError(f"array {k!r} has dtype object; store plain data only")
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def load_npz(path: str | os.PathLike, what: str = "data") -> dict[str, np.ndarray]:
+    """Read an ``.npz`` with ``allow_pickle=False``; errors name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise RltunerError(f"{path}: no such {what} file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise RltunerError(f"{path}: refused to load {what}: {e}") from None
+    except (OSError, EOFError, KeyError, Exception) as e:  # zipfile.BadZipFile etc.
+        raise RltunerError(f"{path}: not a valid {what} file ({type(e).__name__}: {e})") from None
