@@ -79,6 +79,8 @@ __all__ = [
     "autocorrelation",
     "interval_reward",
     "reference_step",
+    "COUNT_NAMES",
+    "composition_counts",
 ]
 
 RULE_NAMES: tuple[str, ...] = (
@@ -757,6 +759,15 @@ def _row_error(row: int, compositions, beat, action, obs, leap) -> ValueError:
     )
 
 
+def _as_vector(a, dtype, n: int, name: str) -> np.ndarray:
+    v = np.asarray(a, dtype=dtype)
+    if v.shape != (n,):
+        v = v.reshape(-1)
+        if v.shape[0] != n:
+            raise ValueError(f"{name} has {v.shape[0]} entries, expected {n}")
+    return v
+
+
 def evaluate_step_into(
     compositions: np.ndarray,
     beat: np.ndarray,
@@ -769,7 +780,9 @@ def evaluate_step_into(
 ) -> None:
     """Allocation-free :func:`evaluate_step` for the hot loop.
 
-    ``obs`` must be an int array (B,) (−1 = no observation: the scale rule gives 0); ``out``
+    Arrays must already have the kernel's dtypes (compositions int8 or int64; ``beat``,
+    ``action`` and ``obs`` int64 -- other dtypes trigger a new compilation); ``obs`` (B,) uses
+    −1 for "no observation" (the scale rule gives 0); ``out``
     and ``out_leap`` are preallocated with the dtypes of :meth:`StepEvaluation.empty` and
     :meth:`LeapState.initial`; ``out_leap`` may be ``leap`` itself (in-place update).
     Raises ``ValueError`` on out-of-range input.
@@ -809,28 +822,23 @@ def evaluate_step(
     comps = np.asarray(compositions)
     if comps.ndim != 2 or comps.dtype.kind not in "iu":
         raise ValueError(f"compositions must be a 2-D int array, got {comps.dtype} {comps.shape}")
-    if comps.dtype not in (np.int8, np.int64):
+    if comps.dtype != np.int8 and comps.dtype != np.int64:
         comps = comps.astype(np.int64)
     n = comps.shape[0]
-    beat_a = np.asarray(beat, dtype=np.int64).reshape(-1)
-    action_a = np.asarray(action, dtype=np.int64).reshape(-1)
-    obs_a = (
-        np.full(n, -1, dtype=np.int64)
-        if obs is None
-        else np.asarray(obs, dtype=np.int64).reshape(-1)
-    )
+    beat_a = _as_vector(beat, np.int64, n, "beat")
+    action_a = _as_vector(action, np.int64, n, "action")
+    obs_a = np.full(n, -1, dtype=np.int64) if obs is None else _as_vector(obs, np.int64, n, "obs")
     leap_in = LeapState(
-        np.asarray(leap.direction, dtype=np.int8).reshape(-1),
-        np.asarray(leap.leapt_from, dtype=np.int16).reshape(-1),
-        np.asarray(leap.steps_since_leap, dtype=np.int32).reshape(-1),
+        _as_vector(leap.direction, np.int8, n, "leap.direction"),
+        _as_vector(leap.leapt_from, np.int16, n, "leap.leapt_from"),
+        _as_vector(leap.steps_since_leap, np.int32, n, "leap.steps_since_leap"),
     )
-    for name, arr in (("beat", beat_a), ("action", action_a), ("obs", obs_a)):
-        if arr.shape[0] != n:
-            raise ValueError(f"{name} has {arr.shape[0]} entries, expected {n}")
-    if any(a.shape[0] != n for a in leap_in):
-        raise ValueError(f"leap state arrays must have {n} entries")
-    out = StepEvaluation.empty(n)
-    out_leap = LeapState.initial(n)
+    # every output entry is written by the kernel: no need to zero
+    out = StepEvaluation(
+        np.empty((n, len(RULE_NAMES))), np.empty(n, np.bool_), np.empty(n, np.bool_),
+        np.empty(n, np.bool_), np.empty(n, np.int8), np.empty(n), np.empty(n, np.bool_),
+    )  # fmt: skip
+    out_leap = LeapState(np.empty(n, np.int8), np.empty(n, np.int16), np.empty(n, np.int32))
     evaluate_step_into(comps, beat_a, action_a, leap_in, tables, obs_a, out, out_leap)
     return out, out_leap
 
