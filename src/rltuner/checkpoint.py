@@ -12,14 +12,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
 
 from rltuner.errors import RltunerError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "atomic_write_bytes",
@@ -27,6 +28,8 @@ __all__ = [
     "atomic_path",
     "save_tensors",
     "load_tensors",
+    "save_arrays",
+    "load_arrays",
     "save_npz",
     "load_npz",
 ]
@@ -65,25 +68,44 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, Any] | None = None) -> None:
     """Write tensors + JSON metadata (stored under the ``"rltuner"`` key) atomically."""
+    from safetensors.torch import save
+
     meta = {"rltuner": json.dumps(metadata or {})}
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(flat, metadata=meta))
+
+
+def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
+                metadata: dict[str, Any] | None = None) -> None:
+    """numpy twin of :func:`save_tensors` (same file format; no torch needed)."""
+    from safetensors.numpy import save
+
+    meta = {"rltuner": json.dumps(metadata or {})}
+    flat = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     atomic_write_bytes(path, save(flat, metadata=meta))
 
 
 def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a file written by :func:`save_tensors`. Raises :class:`RltunerError` with the file
     name for a missing, corrupt or foreign file."""
+    return _load(path, what, "pt")
+
+
+def load_arrays(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """numpy twin of :func:`load_tensors` (no torch import)."""
+    return _load(path, what, "numpy")
+
+
+def _load(path: str | os.PathLike, what: str, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise RltunerError(f"{path}: no such {what} file")
     if path.is_dir():
         raise RltunerError(f"{path}: is a folder, expected a {what} file")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework=framework) as f:
             raw = (f.metadata() or {}).get("rltuner")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise RltunerError(f"{path}: not a valid {what} (safetensors could not read it: {e})") from None
     if raw is None:

@@ -1,0 +1,379 @@
+"""Batched composition environment (SPEC §3) and the numpy/numba LSTM networks it runs.
+
+``B`` compositions advance together. The environment holds, per composition, the notes so far,
+the beat, the leap-rule state, the previous observation, the acting network's LSTM state and
+the frozen Reward RNN's LSTM state, and it computes the reward of a step (Reward-RNN
+``log p(a|s)`` + music-theory rules, combined by the reward mode) in one batched call.
+
+Everything here is numpy + numba: the tuner's CPU hot loop never touches torch (torch alone
+costs ~220 MB of resident memory and ~3 µs per op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from rltuner.checkpoint import load_arrays
+from rltuner.encoding import NUM_CLASSES
+from rltuner.errors import RltunerError
+from rltuner.lstm_kernels import NetLayout, forward
+from rltuner.rewards import (
+    LeapState,
+    RuleTables,
+    StepEvaluation,
+    combine_reward,
+    evaluate_step_into,
+    weights_vector,
+)
+
+__all__ = [
+    "Network",
+    "load_network",
+    "Priming",
+    "CompositionEnv",
+    "StepOutcome",
+    "log_softmax",
+    "softmax_sample",
+    "PRIMING_MODES",
+]
+
+PRIMING_MODES = ("random_note", "random_midi", "single_midi")
+
+
+@dataclass
+class Network:
+    """An LSTM network in the flat layout of :mod:`rltuner.lstm_kernels`."""
+
+    layout: NetLayout
+    theta: np.ndarray  # (num_params,) float32
+
+    def copy(self) -> Network:
+        return Network(self.layout, self.theta.copy())
+
+    def zero_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, self.layout.state_size), dtype=np.float32)
+
+    def step(self, obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step for a batch: ``obs (B,)`` int, ``state (B, S)`` -> ``(logits (B, 38),
+        new_state (B, S))``."""
+        b = obs.shape[0]
+        new_state = np.empty_like(state)
+        out = np.empty((b, NUM_CLASSES), dtype=np.float32)
+        lay = self.layout
+        gates = np.empty((b, 4 * sum(lay.layer_sizes)), dtype=np.float32)
+        tanh_c = np.empty((b, sum(lay.layer_sizes)), dtype=np.float32)
+        forward(
+            self.theta,
+            lay.lmeta,
+            lay.ometa,
+            np.ascontiguousarray(obs, dtype=np.int64),
+            np.ascontiguousarray(state),
+            new_state,
+            gates,
+            tanh_c,
+            out,
+        )
+        return out, new_state
+
+    def to_state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays named as :class:`rltuner.note_rnn.NoteRNN`'s ``state_dict``."""
+        layers, w_out, b_out = self.layout.unpack(self.theta)
+        d: dict[str, np.ndarray] = {}
+        for l, (w_ih, w_hh, b) in enumerate(layers):
+            d[f"lstms.{l}.weight_ih_l0"] = w_ih
+            d[f"lstms.{l}.weight_hh_l0"] = w_hh
+            d[f"lstms.{l}.bias_ih_l0"] = b
+            d[f"lstms.{l}.bias_hh_l0"] = np.zeros_like(b)
+        d["output.weight"] = w_out
+        d["output.bias"] = b_out
+        return d
+
+    @classmethod
+    def from_state_dict(
+        cls, arrays: dict[str, np.ndarray], layer_sizes: tuple[int, ...], source: str = "checkpoint"
+    ) -> Network:
+        layout = NetLayout(tuple(int(h) for h in layer_sizes))
+        layers = []
+        try:
+            for l in range(len(layout.layer_sizes)):
+                p = f"lstms.{l}."
+                layers.append(
+                    (
+                        arrays[p + "weight_ih_l0"],
+                        arrays[p + "weight_hh_l0"],
+                        arrays[p + "bias_ih_l0"] + arrays[p + "bias_hh_l0"],
+                    )
+                )
+            theta = layout.pack(layers, arrays["output.weight"], arrays["output.bias"])
+        except (KeyError, ValueError) as e:
+            raise RltunerError(
+                f"{source}: architecture mismatch: its tensors do not fit layer sizes "
+                f"{list(layout.layer_sizes)} ({type(e).__name__}: {e})"
+            ) from None
+        return cls(layout, theta)
+
+
+def load_network(path: str | Path) -> tuple[Network, dict]:
+    """Load a Note RNN checkpoint (``rltuner note-rnn train`` output) without torch."""
+    arrays, meta = load_arrays(path, what="Note RNN checkpoint")
+    if meta.get("kind") != "note_rnn":
+        raise RltunerError(f"{path}: not a Note RNN checkpoint (kind is {meta.get('kind')!r})")
+    cfg = meta.get("config", {})
+    if int(cfg.get("num_classes", NUM_CLASSES)) != NUM_CLASSES:
+        raise RltunerError(f"{path}: model has {cfg.get('num_classes')} classes, expected 38")
+    sizes = tuple(cfg.get("layer_sizes", ()))
+    if not sizes:
+        raise RltunerError(f"{path}: checkpoint metadata lacks the layer sizes")
+    return Network.from_state_dict(arrays, sizes, source=str(path)), meta
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64, ``(B, 38)``."""
+    x = logits.astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
+
+
+def softmax_sample(
+    logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0
+) -> np.ndarray:
+    """One class per row drawn from ``softmax(logits / temperature)`` (inverse CDF)."""
+    x = logits.astype(np.float64) / temperature
+    x -= x.max(axis=1, keepdims=True)
+    p = np.exp(x)
+    c = np.cumsum(p, axis=1)
+    u = rng.random(x.shape[0]) * c[:, -1]
+    out = (c < u[:, None]).sum(axis=1)
+    return np.minimum(out, NUM_CLASSES - 1)
+
+
+class Priming:
+    """How each composition starts (SPEC §3).
+
+    * ``random_note``: zero LSTM states, first observation uniform over all 38 classes (the
+      original never drew class 37; fixed).
+    * ``random_midi`` / ``single_midi``: LSTM states and first observation from running a
+      melody (a random one of ``melodies``, or the single primer) through the Note RNN: the
+      state at its end, observation = the network's most likely next note. The acting network
+      and the Reward RNN are primed from the same melody.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        note_rnn: Network,
+        melodies: list[np.ndarray] | None = None,
+        max_primers: int = 2000,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if mode not in PRIMING_MODES:
+            raise ValueError(f"unknown priming mode {mode!r}; valid: {', '.join(PRIMING_MODES)}")
+        self.mode = mode
+        self.state_size = note_rnn.layout.state_size
+        self.states: np.ndarray | None = None
+        self.notes: np.ndarray | None = None
+        if mode != "random_note":
+            if not melodies:
+                raise RltunerError(f"priming mode {mode!r} needs at least one primer melody")
+            if mode == "single_midi":
+                melodies = melodies[:1]
+            elif len(melodies) > max_primers:
+                rng = rng or np.random.default_rng(0)
+                pick = rng.choice(len(melodies), max_primers, replace=False)
+                melodies = [melodies[i] for i in np.sort(pick)]
+            self.states, self.notes = prime_states(note_rnn, melodies)
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(state (n, S) float32, first observation (n,) int64)``."""
+        if self.states is None:
+            return (
+                np.zeros((n, self.state_size), dtype=np.float32),
+                rng.integers(0, NUM_CLASSES, n),
+            )
+        i = rng.integers(0, self.states.shape[0], n)
+        return self.states[i].copy(), self.notes[i].copy()
+
+
+def prime_states(
+    net: Network, melodies: list[np.ndarray], batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run each melody through ``net`` from a zero state: ``(final states (M, S), argmax of the
+    output after the last note (M,))``. Melodies of different lengths run in one batch; a
+    finished melody's state is frozen."""
+    states = np.zeros((len(melodies), net.layout.state_size), dtype=np.float32)
+    notes = np.zeros(len(melodies), dtype=np.int64)
+    for s in range(0, len(melodies), batch):
+        chunk = [np.asarray(m, dtype=np.int64) for m in melodies[s : s + batch]]
+        lengths = np.array([len(m) for m in chunk])
+        if (lengths < 1).any():
+            raise RltunerError("a primer melody is empty")
+        pad = np.zeros((len(chunk), lengths.max()), dtype=np.int64)
+        for i, m in enumerate(chunk):
+            pad[i, : len(m)] = m
+        st = net.zero_state(len(chunk))
+        last = np.zeros((len(chunk), NUM_CLASSES), dtype=np.float32)
+        for t in range(lengths.max()):
+            live = lengths > t
+            logits, new = net.step(pad[:, t], st)
+            st[live] = new[live]
+            last[live] = logits[live]
+        states[s : s + len(chunk)] = st
+        notes[s : s + len(chunk)] = last.argmax(axis=1)
+    return states, notes
+
+
+class StepOutcome(NamedTuple):
+    """What one environment step produced, for ``B`` compositions.
+
+    ``reward`` (B,) float64 total reward of the mode; ``log_p`` (B,) Reward-RNN log p(a|s);
+    ``music_theory`` (B,) float64 weighted r_MT (before the scaler); ``rules`` the per-rule
+    :class:`~rltuner.rewards.StepEvaluation` (owned by the env: copy before the next step);
+    ``done`` (B,) bool, True where the composition just reached N notes (it has been reset and
+    primed again); ``finished`` (B, N) int8 the completed compositions of the ``done`` rows.
+    """
+
+    reward: np.ndarray
+    log_p: np.ndarray
+    music_theory: np.ndarray
+    rules: StepEvaluation
+    done: np.ndarray
+    finished: np.ndarray
+
+
+class CompositionEnv:
+    """``B`` compositions of ``tables.num_notes`` steps advancing together.
+
+    Per step the caller reads ``obs`` and ``q_state`` (the acting network's input), computes its
+    action and the acting network's next state, and calls :meth:`step`. ``reward_logits`` holds
+    the Reward RNN's output at the current state (G acts on ``Q + reward_logits``).
+    """
+
+    def __init__(
+        self,
+        reward_rnn: Network,
+        tables: RuleTables,
+        batch_size: int,
+        priming: Priming,
+        rng: np.random.Generator,
+        *,
+        reward_mode: str = "music_theory_all",
+        reward_scaler: float = 0.1,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        self.reward_rnn = reward_rnn
+        self.tables = tables
+        self.batch_size = b = int(batch_size)
+        self.priming = priming
+        self.rng = rng
+        self.reward_mode = reward_mode
+        self.reward_scaler = float(reward_scaler)
+        self.weights_vec = weights_vector(weights)
+        combine_reward(
+            reward_mode, np.zeros(1), np.zeros((1, self.weights_vec.size)), 1.0, self.weights_vec
+        )  # validates the mode early
+        n = tables.num_notes
+        s = reward_rnn.layout.state_size
+        self.compositions = np.zeros((b, n), dtype=np.int8)
+        self.beat = np.zeros(b, dtype=np.int64)
+        self.obs = np.zeros(b, dtype=np.int64)
+        self.q_state = np.zeros((b, s), dtype=np.float32)
+        self.r_state = np.zeros((b, s), dtype=np.float32)
+        self.leap = LeapState.initial(b)
+        self._eval = StepEvaluation.empty(b)
+        self.reward_logits = np.zeros((b, NUM_CLASSES), dtype=np.float32)
+        self.r_next_state = np.zeros((b, s), dtype=np.float32)
+        self.reset()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every array of the environment's state (for checkpoints)."""
+        return {
+            "compositions": self.compositions,
+            "beat": self.beat,
+            "obs": self.obs,
+            "q_state": self.q_state,
+            "r_state": self.r_state,
+            "leap_direction": self.leap.direction,
+            "leap_from": self.leap.leapt_from,
+            "leap_steps": self.leap.steps_since_leap,
+            "reward_logits": self.reward_logits,
+            "r_next_state": self.r_next_state,
+        }
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        for k in (
+            "compositions",
+            "beat",
+            "obs",
+            "q_state",
+            "r_state",
+            "reward_logits",
+            "r_next_state",
+        ):
+            setattr(self, k, np.array(d[k], dtype=getattr(self, k).dtype))
+        self.leap = LeapState(
+            d["leap_direction"].astype(np.int8).copy(),
+            d["leap_from"].astype(np.int16).copy(),
+            d["leap_steps"].astype(np.int32).copy(),
+        )
+
+    def reset(self, rows: np.ndarray | None = None) -> None:
+        """Start new compositions (all, or the boolean/int ``rows``) and prime them."""
+        idx = (
+            np.arange(self.batch_size)
+            if rows is None
+            else np.flatnonzero(rows)
+            if (np.asarray(rows).dtype == bool)
+            else np.asarray(rows)
+        )
+        if idx.size == 0:
+            return
+        state, obs = self.priming.draw(idx.size, self.rng)
+        self.q_state[idx] = state
+        self.r_state[idx] = state
+        self.obs[idx] = obs
+        self.beat[idx] = 0
+        self.compositions[idx] = 0
+        self.leap.direction[idx] = 0
+        self.leap.leapt_from[idx] = -1
+        self.leap.steps_since_leap[idx] = 0
+        logits, nxt = self.reward_rnn.step(self.obs[idx], self.r_state[idx])
+        self.reward_logits[idx] = logits
+        self.r_next_state[idx] = nxt
+
+    def step(self, action: np.ndarray, q_next_state: np.ndarray) -> StepOutcome:
+        """Play ``action (B,)`` (the note actually played); ``q_next_state (B, S)`` is the acting
+        network's state after consuming the current observation."""
+        action = np.asarray(action, dtype=np.int64)
+        log_p = log_softmax(self.reward_logits)[np.arange(self.batch_size), action]
+        evaluate_step_into(
+            self.compositions,
+            self.beat,
+            action,
+            self.leap,
+            self.tables,
+            self.obs,
+            self._eval,
+            self.leap,
+        )
+        values = self._eval.values
+        reward = combine_reward(
+            self.reward_mode, log_p, values, self.reward_scaler, self.weights_vec
+        )
+        music = values @ self.weights_vec
+        rows = np.arange(self.batch_size)
+        self.compositions[rows, self.beat] = action
+        self.beat += 1
+        self.obs = action.copy()
+        # copies: reset() below rewrites rows in place, and the caller keeps its arrays
+        self.q_state = np.array(q_next_state, dtype=np.float32)
+        self.r_state = self.r_next_state.copy()
+        self.reward_logits, self.r_next_state = self.reward_rnn.step(self.obs, self.r_state)
+        done = self.beat >= self.tables.num_notes
+        finished = self.compositions[done].copy() if done.any() else self.compositions[:0]
+        if done.any():
+            self.reset(done)
+        return StepOutcome(reward, log_p, music, self._eval, done, finished)

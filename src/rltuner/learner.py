@@ -1,0 +1,255 @@
+"""Replay memory, exploration and the one DQN update loop (SPEC §6).
+
+Q, Ψ, G and pure-RL share everything here and differ only in the bootstrap value
+``V(s')`` of the target ``y = r + γ·V(s')`` (:func:`bootstrap_value`; the fused CPU kernel in
+:mod:`rltuner.lstm_kernels` implements the same formulas) and, for G, in acting on
+``G + log p`` (:func:`action_scores`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from rltuner.encoding import NUM_CLASSES
+from rltuner.env import Network, softmax_sample
+from rltuner.lstm_kernels import ALGO_CODES, update_many
+
+__all__ = [
+    "ALGORITHMS",
+    "EXPLORATION_MODES",
+    "bootstrap_value",
+    "action_scores",
+    "linear_epsilon",
+    "ReplayMemory",
+    "Learner",
+    "UpdateStats",
+]
+
+ALGORITHMS = ("q", "psi", "g", "pure_rl")
+EXPLORATION_MODES = ("egreedy", "boltzmann")
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=1, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def bootstrap_value(
+    algorithm: str, target_q: np.ndarray, reward_logits: np.ndarray | None = None
+) -> np.ndarray:
+    """``V(s')`` per row from the target network's outputs ``target_q (B, 38)``:
+
+    * ``q`` / ``pure_rl``: ``max_a' Q⁻(s', a')``
+    * ``psi``: ``logsumexp_a' Ψ⁻(s', a')``
+    * ``g``: ``logsumexp_a' (log p(a'|s') + G⁻(s', a'))`` with ``log p`` the log-softmax of
+      the Reward RNN's ``reward_logits (B, 38)`` at ``s'``.
+    """
+    q = np.asarray(target_q, dtype=np.float64)
+    if algorithm in ("q", "pure_rl"):
+        return q.max(axis=1)
+    if algorithm == "psi":
+        return _logsumexp(q)
+    if algorithm == "g":
+        if reward_logits is None:
+            raise ValueError("G learning needs the Reward RNN's logits at s'")
+        r = np.asarray(reward_logits, dtype=np.float64)
+        log_p = r - _logsumexp(r)[:, None]
+        return _logsumexp(q + log_p)
+    raise ValueError(f"unknown algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+
+
+def action_scores(algorithm: str, q: np.ndarray, reward_logits: np.ndarray) -> np.ndarray:
+    """What the policy takes argmax / softmax of: ``Q`` (or Ψ), and for G ``G + logits`` of the
+    Reward RNN (softmax-equivalent to ``G + log p``: the policy is ∝ p(a|s)·exp(G(s, a)))."""
+    return q + reward_logits if algorithm == "g" else q
+
+
+def linear_epsilon(
+    step: int | np.ndarray, exploration_period: int, final: float = 0.1, initial: float = 1.0
+) -> np.ndarray:
+    """ε annealed linearly from ``initial`` to ``final`` over ``exploration_period`` steps,
+    then constant."""
+    frac = np.clip(np.asarray(step, dtype=np.float64) / max(exploration_period, 1), 0.0, 1.0)
+    return initial + frac * (final - initial)
+
+
+class ReplayMemory:
+    """Circular replay memory in preallocated arrays (one row per transition).
+
+    Row ``i`` holds ``obs`` (the observation the network consumed), ``action`` (the note
+    actually played; it is also the next observation), ``reward``, ``q_state`` /
+    ``next_q_state`` (the Q-network's LSTM state before / after consuming ``obs``) and, for G
+    only, ``next_r_state`` (the Reward RNN's state after ``obs``).
+    """
+
+    def __init__(self, capacity: int, state_size: int, store_reward_state: bool) -> None:
+        self.capacity = int(capacity)
+        self.obs = np.zeros(self.capacity, dtype=np.int8)
+        self.action = np.zeros(self.capacity, dtype=np.int8)
+        self.reward = np.zeros(self.capacity, dtype=np.float32)
+        self.q_state = np.zeros((self.capacity, state_size), dtype=np.float32)
+        self.next_q_state = np.zeros((self.capacity, state_size), dtype=np.float32)
+        rs = state_size if store_reward_state else 1
+        self.next_r_state = np.zeros(
+            (self.capacity if store_reward_state else 1, rs), dtype=np.float32
+        )
+        self.store_reward_state = store_reward_state
+        self.size = 0
+        self.pos = 0
+
+    def add(
+        self,
+        obs: np.ndarray,
+        q_state: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        next_q_state: np.ndarray,
+        next_r_state: np.ndarray | None,
+    ) -> None:
+        n = obs.shape[0]
+        start = 0
+        while start < n:
+            k = min(n - start, self.capacity - self.pos)
+            sl = slice(self.pos, self.pos + k)
+            src = slice(start, start + k)
+            self.obs[sl] = obs[src]
+            self.action[sl] = action[src]
+            self.reward[sl] = reward[src]
+            self.q_state[sl] = q_state[src]
+            self.next_q_state[sl] = next_q_state[src]
+            if self.store_reward_state:
+                self.next_r_state[sl] = next_r_state[src]
+            self.pos = (self.pos + k) % self.capacity
+            self.size = min(self.size + k, self.capacity)
+            start += k
+
+    def sample_indices(
+        self, rng: np.random.Generator, num_batches: int, batch_size: int
+    ) -> np.ndarray:
+        """``(num_batches, batch_size)`` rows, uniform with replacement within the filled part
+        and without replacement inside one minibatch (as the original's ``random.sample``)."""
+        if self.size < batch_size:
+            raise ValueError("not enough transitions to sample a minibatch")
+        # argpartition of uniform keys = a sample without replacement, vectorised over batches
+        if self.size <= 4 * batch_size:
+            keys = rng.random((num_batches, self.size))
+            return np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size].astype(np.int64)
+        idx = rng.integers(0, self.size, (num_batches, batch_size))
+        # redraw the (rare) duplicates inside a minibatch
+        for r in range(num_batches):
+            row = idx[r]
+            while np.unique(row).size < batch_size:
+                dup = np.zeros(batch_size, dtype=bool)
+                _, first = np.unique(row, return_index=True)
+                dup[np.setdiff1d(np.arange(batch_size), first)] = True
+                row[dup] = rng.integers(0, self.size, dup.sum())
+        return idx
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        d = {
+            "obs": self.obs,
+            "action": self.action,
+            "reward": self.reward,
+            "q_state": self.q_state,
+            "next_q_state": self.next_q_state,
+            "pointer": np.array([self.size, self.pos], dtype=np.int64),
+        }
+        if self.store_reward_state:
+            d["next_r_state"] = self.next_r_state
+        return d
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        for k in ("obs", "action", "reward", "q_state", "next_q_state"):
+            getattr(self, k)[...] = d[k]
+        if self.store_reward_state:
+            self.next_r_state[...] = d["next_r_state"]
+        self.size, self.pos = (int(x) for x in d["pointer"])
+
+
+class UpdateStats(NamedTuple):
+    """Per-update loss and mean target value ``y``, each ``(num_updates,)`` float64."""
+
+    loss: np.ndarray
+    target: np.ndarray
+
+
+@dataclass
+class LearnerHyper:
+    """Hyperparameters of the update (SPEC §6 defaults)."""
+
+    algorithm: str = "q"
+    discount: float = 0.5
+    learning_rate: float = 1e-3
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    clip_norm: float = 5.0
+    target_update_rate: float = 0.01
+    double_dqn: bool = False
+
+
+class Learner:
+    """Q-network + Target-Q-network + Adam state, updated by the fused CPU kernel."""
+
+    def __init__(self, q: Network, reward_rnn: Network, hyper: LearnerHyper) -> None:
+        if hyper.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"unknown algorithm {hyper.algorithm!r}; valid: {', '.join(ALGORITHMS)}"
+            )
+        self.q = q
+        self.target = q.copy()
+        self.reward_rnn = reward_rnn
+        self.hyper = hyper
+        self.adam_m = np.zeros_like(q.theta)
+        self.adam_v = np.zeros_like(q.theta)
+        self.adam_step = np.zeros(1, dtype=np.int64)
+        lay = q.layout
+        self._lmeta, self._ometa, self._groups = lay.lmeta, lay.ometa, lay.clip_groups
+
+    def update(self, memory: ReplayMemory, indices: np.ndarray) -> UpdateStats:
+        """One minibatch update per row of ``indices (K, batch)``."""
+        k = indices.shape[0]
+        loss = np.zeros(k)
+        target = np.zeros(k)
+        h = self.hyper
+        update_many(
+            self.q.theta, self.target.theta, self.adam_m, self.adam_v, self.adam_step,
+            self.reward_rnn.theta, self._lmeta, self._ometa, self._groups,
+            memory.obs, memory.action, memory.reward, memory.q_state, memory.next_q_state,
+            memory.next_r_state, np.ascontiguousarray(indices, dtype=np.int64),
+            ALGO_CODES[h.algorithm], h.double_dqn, h.discount, h.learning_rate, h.adam_beta1,
+            h.adam_beta2, h.adam_eps, h.clip_norm, h.target_update_rate, loss, target,
+        )  # fmt: skip
+        return UpdateStats(loss, target)
+
+    def choose(
+        self, scores: np.ndarray, rng: np.random.Generator, exploration: str, epsilon: float
+    ) -> np.ndarray:
+        """Actions for a batch: ε-greedy (uniform over all 38 classes with probability ε,
+        else argmax) or Boltzmann (sample from softmax of the scores)."""
+        if exploration == "boltzmann":
+            return softmax_sample(scores, rng)
+        greedy = scores.argmax(axis=1)
+        explore = rng.random(scores.shape[0]) < epsilon
+        if explore.any():
+            greedy[explore] = rng.integers(0, NUM_CLASSES, int(explore.sum()))
+        return greedy
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "q": self.q.theta,
+            "target": self.target.theta,
+            "adam_m": self.adam_m,
+            "adam_v": self.adam_v,
+            "adam_step": self.adam_step,
+        }
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        self.q.theta[...] = d["q"]
+        self.target.theta[...] = d["target"]
+        self.adam_m[...] = d["adam_m"]
+        self.adam_v[...] = d["adam_v"]
+        self.adam_step[...] = d["adam_step"]

@@ -1,0 +1,458 @@
+"""Fused numba kernels for the tuner's LSTM networks on the CPU (no torch in the hot loop).
+
+A network (a Note RNN copy: LSTM layers of any sizes + a linear output) lives in ONE flat
+float32 vector ``theta``. For layer ``l`` with input size ``I`` and ``H`` units:
+
+* ``Wx`` (I, 4H) then ``Wh`` (H, 4H) -- adjacent, so together they are the layer's "kernel"
+  (TensorFlow's ``[W_x; W_h]`` variable, clipped as one tensor), gate order (i, f, g, o);
+* ``b`` (4H,) -- ``b_ih + b_hh`` of PyTorch.
+
+Then ``Wo`` (H_last, 38) and ``bo`` (38,). Layer 0 reads a one-hot input, so ``x @ Wx`` is a
+row gather. An LSTM state of a batch is one ``(B, S)`` float32 array holding ``[h_l, c_l]`` for
+each layer in turn (``S = sum(2 H_l)``).
+
+``lmeta[l] = (I, H, off_Wx, off_Wh, off_b, state_off)`` and ``ometa = (off_Wo, off_bo, H_last)``
+describe the layout to the kernels; :class:`NetLayout` builds them.
+
+The update kernel does a whole DQN minibatch update in one call (target values, forward,
+hand-written backward, per-tensor clipping, Adam, soft target update), several updates per
+call. Its gradients are checked against torch autograd in the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  -- the BLAS that numba's np.dot calls
+from threadpoolctl import threadpool_limits
+
+__all__ = ["NetLayout", "forward", "update_many", "ALGO_CODES", "single_threaded_blas"]
+
+NUM_CLASSES = 38
+ALGO_CODES = {"q": 0, "pure_rl": 0, "psi": 1, "g": 2}
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run BLAS on one thread inside the block. The kernels' matrices are tiny (32 x 100 x
+    400): a second BLAS thread only adds synchronisation, and when the other core is busy it
+    made updates ~100x slower (measured here)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@dataclass(frozen=True)
+class NetLayout:
+    """Offsets of every tensor of a network with LSTM ``layer_sizes`` inside ``theta``."""
+
+    layer_sizes: tuple[int, ...]
+    num_classes: int = NUM_CLASSES
+
+    @property
+    def lmeta(self) -> np.ndarray:
+        rows, off, soff, inp = [], 0, 0, self.num_classes
+        for h in self.layer_sizes:
+            g = 4 * h
+            rows.append((inp, h, off, off + inp * g, off + inp * g + h * g, soff))
+            off += inp * g + h * g + g
+            soff += 2 * h
+            inp = h
+        return np.asarray(rows, dtype=np.int64)
+
+    @property
+    def ometa(self) -> np.ndarray:
+        m = self.lmeta
+        last = m[-1]
+        off_wo = int(last[4] + 4 * last[1])
+        h = self.layer_sizes[-1]
+        return np.asarray([off_wo, off_wo + h * self.num_classes, h], dtype=np.int64)
+
+    @property
+    def num_params(self) -> int:
+        o = self.ometa
+        return int(o[1] + self.num_classes)
+
+    @property
+    def state_size(self) -> int:
+        return 2 * sum(self.layer_sizes)
+
+    @property
+    def clip_groups(self) -> np.ndarray:
+        """``(G, 2)`` [start, end) ranges clipped to norm 5 each: per layer the kernel
+        ``[Wx; Wh]`` and the bias, then ``Wo`` and ``bo``."""
+        out = []
+        for inp, h, owx, owh, ob, _ in self.lmeta:
+            out.append((owx, ob))
+            out.append((ob, ob + 4 * h))
+        o = self.ometa
+        out.append((o[0], o[1]))
+        out.append((o[1], o[1] + self.num_classes))
+        return np.asarray(out, dtype=np.int64)
+
+    def views(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named reshaped views into ``theta`` (writes go through)."""
+        v: dict[str, np.ndarray] = {}
+        for l, (inp, h, owx, owh, ob, _) in enumerate(self.lmeta):
+            g = 4 * h
+            v[f"l{l}.Wx"] = theta[owx:owh].reshape(inp, g)
+            v[f"l{l}.Wh"] = theta[owh:ob].reshape(h, g)
+            v[f"l{l}.b"] = theta[ob : ob + g]
+        o = self.ometa
+        v["Wo"] = theta[o[0] : o[1]].reshape(o[2], self.num_classes)
+        v["bo"] = theta[o[1] : o[1] + self.num_classes]
+        return v
+
+    def pack(
+        self,
+        layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        out_w: np.ndarray,
+        out_b: np.ndarray,
+    ) -> np.ndarray:
+        """Build ``theta`` from PyTorch-shaped arrays: per layer ``W_ih (4H, I)``,
+        ``W_hh (4H, H)``, ``b (4H,)``; output ``W (38, H)``, ``b (38,)``."""
+        theta = np.zeros(self.num_params, dtype=np.float32)
+        v = self.views(theta)
+        if len(layers) != len(self.layer_sizes):
+            raise ValueError("number of layers differs from the layout")
+        for l, (w_ih, w_hh, b) in enumerate(layers):
+            v[f"l{l}.Wx"][...] = np.asarray(w_ih, dtype=np.float32).T
+            v[f"l{l}.Wh"][...] = np.asarray(w_hh, dtype=np.float32).T
+            v[f"l{l}.b"][...] = b
+        v["Wo"][...] = np.asarray(out_w, dtype=np.float32).T
+        v["bo"][...] = out_b
+        return theta
+
+    def unpack(
+        self, theta: np.ndarray
+    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray, np.ndarray]:
+        """Inverse of :meth:`pack` (the bias is returned whole, as ``b_ih``; ``b_hh = 0``)."""
+        v = self.views(theta)
+        layers = [
+            (v[f"l{l}.Wx"].T.copy(), v[f"l{l}.Wh"].T.copy(), v[f"l{l}.b"].copy())
+            for l in range(len(self.layer_sizes))
+        ]
+        return layers, v["Wo"].T.copy(), v["bo"].copy()
+
+
+_TANH_CLAMP = np.float32(7.90531110763549805)
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def ftanh(x):
+    """float32 tanh as a 13/6 rational minimax fit on [-7.905, 7.905] (clamped outside);
+    max abs error 3e-7. Unlike libm's tanh it vectorises, which makes the kernels ~4x faster."""
+    x = _TANH_CLAMP if x > _TANH_CLAMP else x
+    x = -_TANH_CLAMP if x < -_TANH_CLAMP else x
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    d = np.float32(1.19825839466702e-06)
+    d = d * x2 + np.float32(1.18534705686654e-04)
+    d = d * x2 + np.float32(2.26843463243900e-03)
+    d = d * x2 + np.float32(4.89352518554385e-03)
+    return p * x / d
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def fsigmoid(x):
+    return np.float32(0.5) * ftanh(np.float32(0.5) * x) + np.float32(0.5)
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q):
+    """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
+    ``new_state (B, S)``, output ``q (B, 38)``. ``gates (B, sum 4H)`` and ``tanh_c (B, sum H)``
+    receive the activations the backward pass needs."""
+    bm = obs.shape[0]
+    nl = lmeta.shape[0]
+    hoff = 0
+    for l in range(nl):
+        inp, h, owx, owh, ob, so = lmeta[l]
+        g4 = 4 * h
+        wh = theta[owh : owh + h * g4].reshape((h, g4))
+        hprev = np.ascontiguousarray(state[:, so : so + h])
+        z = np.dot(hprev, wh)
+        if l == 0:
+            for j in range(bm):
+                r = owx + obs[j] * g4
+                for k in range(g4):
+                    z[j, k] += theta[r + k]
+        else:
+            wx = theta[owx : owx + inp * g4].reshape((inp, g4))
+            pso = lmeta[l - 1, 5]
+            xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
+            z += np.dot(xin, wx)
+        base = 4 * hoff
+        for j in range(bm):
+            zj = z[j]
+            gj = gates[j, base : base + g4]
+            for k in range(g4):
+                zj[k] += theta[ob + k]
+            for k in range(h):
+                gj[k] = fsigmoid(zj[k])
+                gj[h + k] = fsigmoid(zj[h + k])
+                gj[2 * h + k] = ftanh(zj[2 * h + k])
+                gj[3 * h + k] = fsigmoid(zj[3 * h + k])
+            for k in range(h):
+                c = gj[h + k] * state[j, so + h + k] + gj[k] * gj[2 * h + k]
+                new_state[j, so + h + k] = c
+            for k in range(h):
+                tc = ftanh(new_state[j, so + h + k])
+                tanh_c[j, hoff + k] = tc
+                new_state[j, so + k] = gj[3 * h + k] * tc
+        hoff += h
+    owo, obo, hl = ometa[0], ometa[1], ometa[2]
+    wo = theta[owo : owo + hl * NUM_CLASSES].reshape((hl, NUM_CLASSES))
+    so_last = lmeta[nl - 1, 5]
+    hlast = np.ascontiguousarray(new_state[:, so_last : so_last + hl])
+    qq = np.dot(hlast, wo)
+    for j in range(bm):
+        for a in range(NUM_CLASSES):
+            q[j, a] = qq[j, a] + theta[obo + a]
+
+
+@nb.njit(cache=True, fastmath=False)
+def _logsumexp_row(x):
+    m = x[0]
+    for a in range(1, x.shape[0]):
+        if x[a] > m:
+            m = x[a]
+    s = 0.0
+    for a in range(x.shape[0]):
+        s += math.exp(x[a] - m)
+    return m + math.log(s)
+
+
+@nb.njit(cache=True)
+def _bootstrap(algo, qn, rl, out, online_next, double_dqn):
+    """V(s') per row: q/pure_rl max (or Double-DQN), psi logsumexp, g logsumexp(log p + G)."""
+    bm = qn.shape[0]
+    tmp = np.empty(NUM_CLASSES, dtype=np.float64)
+    for j in range(bm):
+        if algo == 0:
+            if double_dqn:
+                best = 0
+                for a in range(1, NUM_CLASSES):
+                    if online_next[j, a] > online_next[j, best]:
+                        best = a
+                out[j] = qn[j, best]
+            else:
+                m = qn[j, 0]
+                for a in range(1, NUM_CLASSES):
+                    if qn[j, a] > m:
+                        m = qn[j, a]
+                out[j] = m
+        elif algo == 1:
+            for a in range(NUM_CLASSES):
+                tmp[a] = qn[j, a]
+            out[j] = _logsumexp_row(tmp)
+        else:
+            for a in range(NUM_CLASSES):
+                tmp[a] = rl[j, a]
+            norm = _logsumexp_row(tmp)
+            for a in range(NUM_CLASSES):
+                tmp[a] = qn[j, a] + rl[j, a] - norm
+            out[j] = _logsumexp_row(tmp)
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dqa, grad):
+    """Gradient of ``sum_j dqa[j] * q[j, act[j]]`` w.r.t. ``theta`` into ``grad`` (zeroed by
+    the caller). One step only: no gradient flows into the stored LSTM state."""
+    bm = obs.shape[0]
+    nl = lmeta.shape[0]
+    owo, obo, hl = ometa[0], ometa[1], ometa[2]
+    so_last = lmeta[nl - 1, 5]
+    dh = np.zeros((bm, hl), dtype=np.float32)
+    for j in range(bm):
+        a = act[j]
+        d = dqa[j]
+        grad[obo + a] += d
+        for k in range(hl):
+            grad[owo + k * NUM_CLASSES + a] += new_state[j, so_last + k] * d
+            dh[j, k] = d * theta[owo + k * NUM_CLASSES + a]
+    hoff_total = 0
+    for l in range(nl):
+        hoff_total += lmeta[l, 1]
+    hoff = hoff_total
+    for l in range(nl - 1, -1, -1):
+        inp, h, owx, owh, ob, so = lmeta[l]
+        g4 = 4 * h
+        hoff -= h
+        base = 4 * hoff
+        dz = np.empty((bm, g4), dtype=np.float32)
+        for j in range(bm):
+            for k in range(h):
+                ig = gates[j, base + k]
+                fg = gates[j, base + h + k]
+                gg = gates[j, base + 2 * h + k]
+                og = gates[j, base + 3 * h + k]
+                tc = tanh_c[j, hoff + k]
+                dhk = dh[j, k]
+                dc = dhk * og * (np.float32(1.0) - tc * tc)
+                dz[j, k] = dc * gg * ig * (np.float32(1.0) - ig)
+                dz[j, h + k] = dc * state[j, so + h + k] * fg * (np.float32(1.0) - fg)
+                dz[j, 2 * h + k] = dc * ig * (np.float32(1.0) - gg * gg)
+                dz[j, 3 * h + k] = dhk * tc * og * (np.float32(1.0) - og)
+        for j in range(bm):
+            for k in range(g4):
+                grad[ob + k] += dz[j, k]
+        hprev_t = np.ascontiguousarray(state[:, so : so + h].T)
+        dwh = np.dot(hprev_t, dz)
+        for k in range(h):
+            r = owh + k * g4
+            for n in range(g4):
+                grad[r + n] += dwh[k, n]
+        if l == 0:
+            for j in range(bm):
+                r = owx + obs[j] * g4
+                for n in range(g4):
+                    grad[r + n] += dz[j, n]
+        else:
+            pso = lmeta[l - 1, 5]
+            xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
+            dwx = np.dot(xin_t, dz)
+            for k in range(inp):
+                r = owx + k * g4
+                for n in range(g4):
+                    grad[r + n] += dwx[k, n]
+            wx = theta[owx : owx + inp * g4].reshape((inp, g4))
+            dh = np.ascontiguousarray(np.dot(dz, wx.T))
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, eps, eta):
+    for gi in range(groups.shape[0]):
+        s, e = groups[gi, 0], groups[gi, 1]
+        sq = 0.0
+        for i in range(s, e):
+            sq += grad[i] * grad[i]
+        norm = math.sqrt(sq)
+        if norm > clip:
+            scale = np.float32(clip / norm)
+            for i in range(s, e):
+                grad[i] *= scale
+    bc1 = 1.0 - b1**step
+    bc2 = 1.0 - b2**step
+    step_size = np.float32(lr / bc1)
+    inv_sqrt_bc2 = np.float32(1.0 / math.sqrt(bc2))
+    fb1, fb2 = np.float32(b1), np.float32(b2)
+    feps, feta = np.float32(eps), np.float32(eta)
+    one = np.float32(1.0)
+    for i in range(theta.shape[0]):
+        gi_ = grad[i]
+        mi = fb1 * m[i] + (one - fb1) * gi_
+        vi = fb2 * v[i] + (one - fb2) * gi_ * gi_
+        m[i] = mi
+        v[i] = vi
+        theta[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + feps)
+        target[i] += feta * (theta[i] - target[i])
+
+
+@nb.njit(cache=True, error_model="numpy")
+def update_many(
+    theta,
+    target,
+    m,
+    v,
+    adam_step,
+    rtheta,
+    lmeta,
+    ometa,
+    groups,
+    obs,
+    act,
+    rew,
+    qstate,
+    next_qstate,
+    next_rstate,
+    idx,
+    algo,
+    double_dqn,
+    gamma,
+    lr,
+    b1,
+    b2,
+    eps,
+    clip,
+    eta,
+    out_loss,
+    out_target,
+):
+    """Run ``idx.shape[0]`` minibatch updates; minibatch ``u`` uses replay rows ``idx[u]``.
+
+    Replay arrays: ``obs``/``act`` (M,) int8 (next observation = the action played),
+    ``rew`` (M,) float32, ``qstate``/``next_qstate`` (M, S) float32 (Q-network state before /
+    after consuming ``obs``), ``next_rstate`` (M, S) Reward-RNN state after ``obs`` (G only).
+    ``adam_step`` is a 1-element int64 array, incremented per update. Per update: target
+    ``y = r + gamma * V(s')`` from the target network (and for G the Reward RNN at s'),
+    loss ``mean((Q(s, a) - y)^2)``, gradient, clipping per tensor, Adam, then
+    ``target <- target + eta * (theta - target)``. ``out_loss[u]`` / ``out_target[u]`` get the
+    loss and the mean target value."""
+    nupd, bm = idx.shape
+    s_size = qstate.shape[1]
+    g_total = 0
+    h_total = 0
+    for l in range(lmeta.shape[0]):
+        g_total += 4 * lmeta[l, 1]
+        h_total += lmeta[l, 1]
+    o_b = np.empty(bm, dtype=np.int64)
+    a_b = np.empty(bm, dtype=np.int64)
+    no_b = np.empty(bm, dtype=np.int64)
+    st = np.empty((bm, s_size), dtype=np.float32)
+    nst = np.empty((bm, s_size), dtype=np.float32)
+    scratch_state = np.empty((bm, s_size), dtype=np.float32)
+    gates = np.empty((bm, g_total), dtype=np.float32)
+    tanh_c = np.empty((bm, h_total), dtype=np.float32)
+    qn = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+    qo = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+    rl = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+    q = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+    vnext = np.empty(bm, dtype=np.float64)
+    dqa = np.empty(bm, dtype=np.float32)
+    grad = np.empty(theta.shape[0], dtype=np.float32)
+    for u in range(nupd):
+        for j in range(bm):
+            r = idx[u, j]
+            o_b[j] = obs[r]
+            a_b[j] = act[r]
+            no_b[j] = act[r]
+        # target network at s' (and the online network there for Double DQN)
+        for j in range(bm):
+            nst[j, :] = next_qstate[idx[u, j], :]
+        forward(target, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qn)
+        if algo == 2:
+            for j in range(bm):
+                st[j, :] = next_rstate[idx[u, j], :]
+            forward(rtheta, lmeta, ometa, no_b, st, scratch_state, gates, tanh_c, rl)
+        if double_dqn:
+            forward(theta, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qo)
+        _bootstrap(algo, qn, rl, vnext, qo, double_dqn)
+        # online network at s
+        for j in range(bm):
+            st[j, :] = qstate[idx[u, j], :]
+        forward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, q)
+        loss = 0.0
+        tsum = 0.0
+        for j in range(bm):
+            y = rew[idx[u, j]] + gamma * vnext[j]
+            diff = q[j, a_b[j]] - y
+            loss += diff * diff
+            tsum += y
+            dqa[j] = np.float32(2.0 * diff / bm)
+        out_loss[u] = loss / bm
+        out_target[u] = tsum / bm
+        grad[:] = 0.0
+        _backward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, a_b, dqa, grad)
+        adam_step[0] += 1
+        _clip_adam_soft(theta, target, grad, m, v, adam_step[0], groups, clip, lr, b1, b2, eps, eta)

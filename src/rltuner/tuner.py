@@ -1,0 +1,615 @@
+"""RLTuner: wires the batched environment and the learner; train, generate, evaluate, save, load.
+
+A run directory holds::
+
+    config.json            the exact configuration of the run
+    checkpoint/            latest checkpoint (networks, Adam, replay, environment, RNG, logs)
+    metrics.jsonl / .csv   one row per evaluation window (namespaced keys)
+    tuned.safetensors      the tuned Q-network as a Note RNN checkpoint (usable anywhere a
+                           Note RNN is: generate, evaluate, as a Reward RNN...)
+    plots/*.png, samples/*.mid, stats.json    written at the end of training
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rltuner.checkpoint import atomic_write_text, load_arrays, save_arrays
+from rltuner.encoding import Key
+from rltuner.env import (
+    PRIMING_MODES,
+    CompositionEnv,
+    Network,
+    Priming,
+    load_network,
+    softmax_sample,
+)
+from rltuner.errors import RltunerError
+from rltuner.learner import (
+    ALGORITHMS,
+    EXPLORATION_MODES,
+    Learner,
+    LearnerHyper,
+    ReplayMemory,
+    action_scores,
+    linear_epsilon,
+)
+from rltuner.lstm_kernels import single_threaded_blas
+from rltuner.rewards import DEFAULT_WEIGHTS, REWARD_MODES, RULE_NAMES, RuleTables
+
+__all__ = ["TunerConfig", "RLTuner", "Rollout"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TunerConfig:
+    """Configuration of an RL tuning run. Defaults are the paper's (SPEC §6)."""
+
+    algorithm: str = "q"  # q | psi | g | pure_rl
+    steps: int = 1_000_000  # environment steps (notes played) in total
+    reward_mode: str = "music_theory_all"  # SPEC §5; g and pure_rl force music_theory_only
+    reward_scaler: float = 0.1  # c in L + c*r_MT (paper's c' = 0.5 is scaler 2)
+    exploration: str = "egreedy"  # egreedy | boltzmann
+    exploration_period: int = 500_000  # steps over which epsilon anneals from 1.0
+    random_action_probability: float = 0.1  # final epsilon
+    priming: str = "random_note"  # random_note | random_midi | single_midi
+    primer: str | None = None  # MIDI file for single_midi priming
+    note_rnn: str | None = None  # Note RNN checkpoint; None = the bundled one
+    key: str = "C major"  # tonic and mode for the rules and statistics
+    num_notes: int = 32  # steps per composition (two 4/4 bars of 16ths)
+    discount: float = 0.5  # gamma
+    minibatch_size: int = 32
+    train_every: int = 5  # one minibatch update per this many environment steps
+    memory_size: int = 100_000  # replay capacity (transitions)
+    target_update_rate: float = 0.01  # eta of the soft target update
+    learning_rate: float = 1e-3  # Adam
+    clip_norm: float = 5.0  # per-tensor gradient norm clip
+    double_dqn: bool = False  # Double-DQN target (off in the original)
+    num_envs: int = 64  # compositions played in parallel
+    stochastic_observations: bool = False  # play a note sampled from the softmax
+    eval_every: int = 50_000  # steps between evaluations and checkpoints
+    eval_compositions: int = 100  # compositions sampled per evaluation
+    final_compositions: int = 1000  # compositions for the Table-1 statistics at the end
+    num_samples: int = 10  # MIDI samples written at the end
+    weights: dict[str, float] = field(default_factory=dict)  # rule weights (default all 1)
+    seed: int = 0
+    device: str = "cpu"  # the fused kernels run on the CPU; see README for CUDA
+    save_replay: bool = True  # checkpoint the replay memory too (exact resume)
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise RltunerError(
+                f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}"
+            )
+        if self.reward_mode not in REWARD_MODES:
+            raise RltunerError(
+                f"unknown reward mode {self.reward_mode!r}; choose from {', '.join(REWARD_MODES)}"
+            )
+        if self.exploration not in EXPLORATION_MODES:
+            raise RltunerError(
+                f"unknown exploration {self.exploration!r}; choose from {', '.join(EXPLORATION_MODES)}"
+            )
+        if self.priming not in PRIMING_MODES:
+            raise RltunerError(
+                f"unknown priming mode {self.priming!r}; choose from {', '.join(PRIMING_MODES)}"
+            )
+        if self.priming == "single_midi" and not self.primer:
+            raise RltunerError("priming 'single_midi' needs --primer FILE.mid")
+        unknown = set(self.weights) - set(RULE_NAMES)
+        if unknown:
+            raise RltunerError(
+                f"unknown rule(s) in weights: {sorted(unknown)}; valid: {', '.join(RULE_NAMES)}"
+            )
+        for name in (
+            "steps",
+            "num_notes",
+            "minibatch_size",
+            "train_every",
+            "memory_size",
+            "num_envs",
+            "eval_every",
+            "eval_compositions",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise RltunerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.memory_size < self.minibatch_size:
+            raise RltunerError("memory_size must be at least minibatch_size")
+        Key.parse(self.key)
+
+    @property
+    def effective_reward_mode(self) -> str:
+        return "music_theory_only" if self.algorithm in ("g", "pure_rl") else self.reward_mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TunerConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise RltunerError(f"unknown configuration field(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Rollout:
+    """Compositions sampled from a policy, with per-step rewards.
+
+    ``compositions`` (n, N) int8; ``log_p`` and ``music_theory`` (n, N) float64: Reward-RNN
+    log p(a|s) and weighted r_MT (unscaled) of every step."""
+
+    compositions: np.ndarray
+    log_p: np.ndarray
+    music_theory: np.ndarray
+
+
+def _bundled_note_rnn() -> str:
+    from importlib.resources import files
+
+    return str(files("rltuner") / "data" / "note_rnn.safetensors")
+
+
+class RLTuner:
+    """Tune a Note RNN with RL. ``RLTuner(config).train(run_dir)``; ``.generate()``,
+    ``.evaluate()``, ``.save()``, ``RLTuner.load(run_dir)``."""
+
+    def __init__(self, config: TunerConfig | None = None) -> None:
+        self.config = cfg = config or TunerConfig()
+        self.note_rnn_path = cfg.note_rnn or _bundled_note_rnn()
+        note_rnn, self.note_rnn_meta = load_network(self.note_rnn_path)
+        self.key = Key.parse(cfg.key)
+        self.tables = RuleTables.from_key(self.key, cfg.num_notes)
+        self.reward_rnn = note_rnn
+        self.rng = np.random.default_rng(cfg.seed)
+        self.learner = Learner(
+            note_rnn.copy(),
+            self.reward_rnn,
+            LearnerHyper(
+                algorithm=cfg.algorithm,
+                discount=cfg.discount,
+                learning_rate=cfg.learning_rate,
+                clip_norm=cfg.clip_norm,
+                target_update_rate=cfg.target_update_rate,
+                double_dqn=cfg.double_dqn,
+            ),
+        )
+        self.priming = Priming(cfg.priming, note_rnn, self._primer_melodies(), rng=self.rng)
+        self.step = 0
+        self.pending_updates = 0.0
+        self.history: list[dict[str, float]] = []
+        self._memory: ReplayMemory | None = None
+        self._env: CompositionEnv | None = None
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _primer_melodies(self) -> list[np.ndarray] | None:
+        cfg = self.config
+        if cfg.priming == "single_midi":
+            from rltuner.midi_io import read_midi
+
+            return [read_midi(cfg.primer)[0].melody]
+        if cfg.priming == "random_midi":
+            from rltuner.corpus import load_bundled
+
+            return list(load_bundled().melodies)
+        return None
+
+    def _make_env(self, batch: int, rng: np.random.Generator) -> CompositionEnv:
+        cfg = self.config
+        return CompositionEnv(
+            self.reward_rnn,
+            self.tables,
+            batch,
+            self.priming,
+            rng,
+            reward_mode=cfg.effective_reward_mode,
+            reward_scaler=cfg.reward_scaler,
+            weights=cfg.weights or None,
+        )
+
+    @property
+    def q_network(self) -> Network:
+        return self.learner.q
+
+    # ------------------------------------------------------------------ sampling
+    def rollout(
+        self,
+        n: int,
+        rng: np.random.Generator | None = None,
+        *,
+        most_probable: bool = False,
+        network: Network | None = None,
+        batch: int = 2048,
+    ) -> Rollout:
+        """Sample ``n`` compositions (no exploration): each note drawn from the softmax of the
+        policy's scores (argmax with ``most_probable``). ``network`` defaults to the tuned
+        Q-network; pass ``self.reward_rnn`` for the untuned Note RNN."""
+        rng = rng if rng is not None else np.random.default_rng(self.config.seed + 1)
+        net = network if network is not None else self.learner.q
+        algorithm = self.config.algorithm if network is None else "q"
+        n_steps = self.tables.num_notes
+        comps = np.zeros((n, n_steps), dtype=np.int8)
+        log_p = np.zeros((n, n_steps))
+        music = np.zeros((n, n_steps))
+        with single_threaded_blas():
+            self._rollout_into(net, algorithm, rng, most_probable, batch, comps, log_p, music)
+        return Rollout(comps, log_p, music)
+
+    def _rollout_into(self, net, algorithm, rng, most_probable, batch, comps, log_p, music):
+        n, n_steps = comps.shape
+        for s in range(0, n, batch):
+            b = min(batch, n - s)
+            env = self._make_env(b, rng)
+            for t in range(n_steps):
+                q, q_next = net.step(env.obs, env.q_state)
+                scores = action_scores(algorithm, q, env.reward_logits)
+                a = scores.argmax(axis=1) if most_probable else softmax_sample(scores, rng)
+                out = env.step(a, q_next)
+                log_p[s : s + b, t] = out.log_p
+                music[s : s + b, t] = out.music_theory
+            comps[s : s + b] = out.finished
+
+    def generate(
+        self, n: int = 10, seed: int | None = None, most_probable: bool = False
+    ) -> np.ndarray:
+        """``(n, num_notes)`` int8 compositions from the tuned policy."""
+        rng = np.random.default_rng(self.config.seed + 7 if seed is None else seed)
+        return self.rollout(n, rng, most_probable=most_probable).compositions
+
+    def evaluate(
+        self, n: int = 1000, seed: int | None = None, network: Network | None = None
+    ) -> dict[str, Any]:
+        """Table-1 statistics (SPEC §8) and mean rewards of ``n`` sampled compositions."""
+        from rltuner.metrics import composition_stats
+
+        rng = np.random.default_rng(self.config.seed + 11 if seed is None else seed)
+        ro = self.rollout(n, rng, network=network)
+        stats = composition_stats(ro.compositions, self.key)
+        return {
+            "compositions": n,
+            "table1": stats.table1(),
+            "mean_log_p": float(ro.log_p.mean()),
+            "mean_music_theory": float(ro.music_theory.mean()),
+            "mean_music_theory_scaled": float(ro.music_theory.mean() * self.config.reward_scaler),
+        }
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        run_dir: str | os.PathLike | None = None,
+        *,
+        progress: bool = True,
+        stop_after: int | None = None,
+    ) -> dict[str, Any]:
+        """Train to ``config.steps`` environment steps (continuing from ``self.step``).
+
+        With ``run_dir``: logs, a checkpoint every ``eval_every`` steps (atomic), and at the end
+        plots, MIDI samples, ``stats.json`` and ``tuned.safetensors``. Ctrl-C (SIGINT) writes a
+        checkpoint and returns. ``stop_after`` stops after that many more steps (tests)."""
+        cfg = self.config
+        run = Path(run_dir) if run_dir is not None else None
+        if run is not None:
+            self._prepare_run_dir(run)
+        if self._memory is None:
+            self._memory = ReplayMemory(
+                cfg.memory_size,
+                self.reward_rnn.layout.state_size,
+                store_reward_state=cfg.algorithm == "g",
+            )
+        if self._env is None:
+            self._env = self._make_env(cfg.num_envs, self.rng)
+        env, memory, learner = self._env, self._memory, self.learner
+        end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        window = _Window()
+        bar = _progress(progress, total=cfg.steps, initial=self.step)
+        interrupted = False
+        previous_handler = None
+        stop_flag = {"stop": False}
+
+        def _on_sigint(signum, frame):  # finish the current step, then checkpoint
+            stop_flag["stop"] = True
+
+        with contextlib.suppress(ValueError):  # not in the main thread: no handler
+            previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+        t0 = time.perf_counter()
+        steps_at_start = self.step
+        blas = single_threaded_blas()
+        blas.__enter__()
+        try:
+            while self.step < end:
+                if stop_flag["stop"]:
+                    interrupted = True
+                    break
+                b = env.batch_size
+                eps = float(
+                    linear_epsilon(self.step, cfg.exploration_period, cfg.random_action_probability)
+                )
+                q, q_next = learner.q.step(env.obs, env.q_state)
+                scores = action_scores(cfg.algorithm, q, env.reward_logits)
+                action = learner.choose(scores, self.rng, cfg.exploration, eps)
+                if cfg.stochastic_observations and cfg.exploration == "egreedy":
+                    sampled = softmax_sample(scores, self.rng)
+                    greedy = action == scores.argmax(axis=1)
+                    action = np.where(greedy, sampled, action)
+                obs, q_state, r_next = env.obs, env.q_state, env.r_next_state
+                out = env.step(action, q_next)
+                memory.add(
+                    obs,
+                    q_state,
+                    action,
+                    out.reward,
+                    q_next,
+                    r_next if memory.store_reward_state else None,
+                )
+                window.add_steps(out, cfg.reward_scaler)
+                self.step += b
+                self.pending_updates += b / cfg.train_every
+                if memory.size >= cfg.minibatch_size and self.pending_updates >= 1:
+                    k = int(self.pending_updates)
+                    self.pending_updates -= k
+                    idx = memory.sample_indices(self.rng, k, cfg.minibatch_size)
+                    window.add_updates(learner.update(memory, idx))
+                if bar is not None:
+                    bar.update(b)
+                    if window.n_steps and (self.step // b) % 50 == 0:
+                        bar.set_postfix(window.postfix(), refresh=False)
+                crossed = self.step // cfg.eval_every > (self.step - b) // cfg.eval_every
+                if crossed or self.step >= cfg.steps:
+                    row = self._evaluate_window(
+                        window, time.perf_counter() - t0, self.step - steps_at_start
+                    )
+                    window = _Window()
+                    if run is not None:
+                        self._append_log(run, row)
+                        self.save_checkpoint(run)
+        finally:
+            blas.__exit__(None, None, None)
+            if bar is not None:
+                bar.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        if interrupted and run is not None:
+            self.save_checkpoint(run)
+            print(
+                f"interrupted at step {self.step:,}: checkpoint written to {run / 'checkpoint'}; "
+                f"continue with: rltuner tune --resume {run}",
+                file=sys.stderr,
+            )
+        result: dict[str, Any] = {
+            "steps": self.step,
+            "interrupted": interrupted,
+            "seconds": time.perf_counter() - t0,
+        }
+        if self.step >= cfg.steps and run is not None and not interrupted:
+            result.update(self.finish(run))
+        return result
+
+    def _evaluate_window(
+        self, window: _Window, elapsed: float, steps_done: int
+    ) -> dict[str, float]:
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, self.step])
+        ro = self.rollout(cfg.eval_compositions, rng)
+        row = {
+            "step": self.step,
+            **window.summary(),
+            "eval/music_theory_reward": float(ro.music_theory.mean() * cfg.reward_scaler),
+            "eval/note_rnn_log_p": float(ro.log_p.mean()),
+            "eval/total_reward": float((ro.music_theory * cfg.reward_scaler + ro.log_p).mean()),
+            "charts/epsilon": float(
+                linear_epsilon(self.step, cfg.exploration_period, cfg.random_action_probability)
+            ),
+            "charts/steps_per_second": steps_done / max(elapsed, 1e-9),
+        }
+        self.history.append(row)
+        return row
+
+    def _prepare_run_dir(self, run: Path) -> None:
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+            probe = run / ".write_test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise RltunerError(
+                f"{run}: cannot write the run directory ({e.strerror or e})"
+            ) from None
+        cfg_path = run / "config.json"
+        if not cfg_path.exists():
+            atomic_write_text(cfg_path, json.dumps(self.config.to_dict(), indent=2) + "\n")
+
+    def _append_log(self, run: Path, row: dict[str, float]) -> None:
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        _write_csv(run / "metrics.csv", self.history)
+
+    # ------------------------------------------------------------------ outputs
+    def finish(self, run: Path) -> dict[str, Any]:
+        """End-of-run outputs: tuned model, Table-1 statistics, MIDI samples, plots."""
+        cfg = self.config
+        self.save(run / "tuned.safetensors")
+        stats = self.evaluate(cfg.final_compositions)
+        atomic_write_text(run / "stats.json", json.dumps(stats, indent=2) + "\n")
+        from rltuner.midi_io import write_midi
+
+        samples = run / "samples"
+        samples.mkdir(exist_ok=True)
+        comps = self.generate(cfg.num_samples)
+        for i, m in enumerate(comps):
+            write_midi(m.astype(np.int64), samples / f"sample_{i:03d}.mid")
+        from rltuner.report import plot_training
+
+        plot_training(self.history, run / "plots")
+        return {"stats": stats}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tuned Q-network as a Note RNN checkpoint (loadable by
+        :func:`rltuner.note_rnn.load_note_rnn` and by :func:`rltuner.env.load_network`)."""
+        meta = {
+            "kind": "note_rnn",
+            "format_version": 1,
+            "config": {"layer_sizes": list(self.learner.q.layout.layer_sizes), "num_classes": 38},
+            "encoding": dict(self.note_rnn_meta.get("encoding", {})),
+            "training": {
+                "tuned_by": "rltuner tune",
+                "tuner_config": self.config.to_dict(),
+                "steps": self.step,
+                "base_note_rnn": str(self.note_rnn_path),
+            },
+            "metrics": {},
+        }
+        save_arrays(path, self.learner.q.to_state_dict(), meta)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, run: str | os.PathLike) -> Path:
+        """Atomically write everything needed to resume exactly to ``run/checkpoint``."""
+        run = Path(run)
+        d = run / "checkpoint"
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {f"learner/{k}": v for k, v in self.learner.state_dict().items()}
+        if self._env is not None:
+            arrays.update({f"env/{k}": v for k, v in self._env.state_dict().items()})
+        if self._memory is not None and self.config.save_replay:
+            arrays.update({f"replay/{k}": v for k, v in self._memory.state_dict().items()})
+        meta = {
+            "kind": "rltuner_run",
+            "format_version": FORMAT_VERSION,
+            "step": self.step,
+            "pending_updates": self.pending_updates,
+            "rng": _jsonable_rng(self.rng),
+            "config": self.config.to_dict(),
+            "history": self.history,
+        }
+        save_arrays(d / "state.safetensors", arrays, meta)
+        return d
+
+    @classmethod
+    def load(
+        cls, run: str | os.PathLike, config_overrides: dict[str, Any] | None = None
+    ) -> RLTuner:
+        """Rebuild a tuner from ``run/checkpoint`` (networks, Adam, replay, env, RNG, logs)."""
+        run = Path(run)
+        path = run / "checkpoint" / "state.safetensors"
+        if not path.exists():
+            raise RltunerError(f"{run}: no checkpoint found (expected {path})")
+        arrays, meta = load_arrays(path, what="run checkpoint")
+        if meta.get("kind") != "rltuner_run":
+            raise RltunerError(f"{path}: not an rltuner run checkpoint")
+        cfg_dict = dict(meta["config"])
+        cfg_dict.update(config_overrides or {})
+        tuner = cls(TunerConfig.from_dict(cfg_dict))
+        sub = lambda p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)}  # noqa: E731
+        tuner.learner.load_state_dict(sub("learner/"))
+        tuner.step = int(meta["step"])
+        tuner.pending_updates = float(meta["pending_updates"])
+        tuner.history = list(meta.get("history", []))
+        env_state = sub("env/")
+        if env_state:
+            tuner._env = tuner._make_env(tuner.config.num_envs, tuner.rng)
+            tuner._env.load_state_dict(env_state)
+        tuner.rng.bit_generator.state = meta["rng"]  # after the env's reset drew from it
+        replay = sub("replay/")
+        if replay:
+            cfg = tuner.config
+            tuner._memory = ReplayMemory(
+                cfg.memory_size,
+                tuner.reward_rnn.layout.state_size,
+                store_reward_state=cfg.algorithm == "g",
+            )
+            tuner._memory.load_state_dict(replay)
+        # keep the log consistent with the checkpoint: drop rows written after it
+        log = run / "metrics.jsonl"
+        if log.exists():
+            rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+            rows = [r for r in rows if r.get("step", 0) <= tuner.step]
+            atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
+        return tuner
+
+
+# ---------------------------------------------------------------------- small helpers
+class _Window:
+    """Running sums of training rewards and update statistics within a log window."""
+
+    def __init__(self) -> None:
+        self.n_steps = 0
+        self.total = self.music = self.log_p = 0.0
+        self.n_updates = 0
+        self.loss = self.target = 0.0
+
+    def add_steps(self, out, scaler: float) -> None:
+        self.n_steps += out.reward.shape[0]
+        self.total += float(out.reward.sum())
+        self.music += float(out.music_theory.sum()) * scaler
+        self.log_p += float(out.log_p.sum())
+
+    def add_updates(self, stats) -> None:
+        self.n_updates += stats.loss.shape[0]
+        self.loss += float(stats.loss.sum())
+        self.target += float(stats.target.sum())
+
+    def summary(self) -> dict[str, float]:
+        n, u = max(self.n_steps, 1), max(self.n_updates, 1)
+        return {
+            "train/total_reward": self.total / n,
+            "train/music_theory_reward": self.music / n,
+            "train/note_rnn_log_p": self.log_p / n,
+            "losses/td_loss": self.loss / u,
+            "losses/mean_target": self.target / u,
+            "charts/updates": self.n_updates,
+        }
+
+    def postfix(self) -> dict[str, str]:
+        n = max(self.n_steps, 1)
+        return {
+            "r": f"{self.total / n:.2f}",
+            "mt": f"{self.music / n:.2f}",
+            "logp": f"{self.log_p / n:.2f}",
+        }
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        unit_scale=True,
+        smoothing=0.1,
+        dynamic_ncols=True,
+    )
+
+
+def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
+    st = rng.bit_generator.state
+    return json.loads(json.dumps(st, default=int))
+
+
+_ = DEFAULT_WEIGHTS  # re-exported for the CLI's --print-config
