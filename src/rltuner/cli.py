@@ -1,0 +1,370 @@
+"""The ``rltuner`` command: a thin layer over the Python API.
+
+Each subcommand's options come from a typed config dataclass; a field's inline comment is its
+``--help`` text, so defaults are documented once, in the dataclass. Errors the user can fix
+print one sentence and exit with code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import os
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rltuner.errors import RltunerError
+
+__all__ = ["main", "GenerateConfig", "DataBuildConfig", "NoteRNNTrainCLIConfig"]
+
+
+# ---------------------------------------------------------------------- configs
+@dataclass
+class GenerateConfig:
+    """Sample melodies from a Note RNN or a tuned model."""
+
+    model: str | None = (
+        None  # Note RNN / tuned checkpoint (.safetensors) or a run directory; default: bundled Note RNN
+    )
+    n: int = 10  # number of melodies
+    length: int = 32  # steps (16th notes) per melody
+    seed: int = 0  # random seed (same seed, same files)
+    out: str = "generated"  # output directory
+    primer: str | None = (
+        None  # MIDI file whose first melody primes every sample (else a random note)
+    )
+    temperature: float = 1.0  # softmax temperature
+    most_probable: bool = False  # take the argmax instead of sampling
+    qpm: float = 80.0  # tempo of the written MIDI files
+    program: int = 0  # General MIDI program (0 = piano)
+
+
+@dataclass
+class DataBuildConfig:
+    """Turn a folder of MIDI / ABC / MusicXML files into a dataset file."""
+
+    input_dir: str = ""  # folder to scan (recursively)
+    out: str = "dataset.npz"  # dataset file to write
+    workers: int = 1  # parallel worker processes
+
+
+@dataclass
+class NoteRNNTrainCLIConfig:
+    """Train a Note RNN on a dataset (default: the bundled folk corpus)."""
+
+    data: str | None = None  # dataset file from `rltuner data build` (default: bundled corpus)
+    out: str = "note_rnn"  # output directory (best.safetensors, last.safetensors, log.jsonl)
+    layer_sizes: str = "100"  # LSTM layer sizes, comma separated (e.g. 512,512)
+
+
+# ---------------------------------------------------------------------- dataclass -> argparse
+def _field_help(cls: type) -> dict[str, str]:
+    helps: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", src, re.M):
+            helps[m.group(1)] = m.group(2).strip()
+    return helps
+
+
+def _base_type(tp: Any) -> Any:
+    if isinstance(tp, str):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else str
+    return tp
+
+
+def add_dataclass_args(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    positional: tuple[str, ...] = (),
+    aliases: dict[str, str] | None = None,
+) -> None:
+    """One ``--kebab-name`` option per field (``bool`` fields become ``--x/--no-x``)."""
+    helps = _field_help(cls)
+    hints = typing.get_type_hints(cls)
+    aliases = aliases or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else None
+        h = helps.get(f.name, "")
+        if f.name in positional:
+            parser.add_argument(f.name, type=tp, help=h)
+            continue
+        flags = [f"--{f.name.replace('_', '-')}"] + ([aliases[f.name]] if f.name in aliases else [])
+        if tp is bool:
+            parser.add_argument(
+                *flags,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{h} (default: {default})",
+            )
+        elif tp in (int, float, str):
+            parser.add_argument(
+                *flags,
+                dest=f.name,
+                type=tp,
+                default=argparse.SUPPRESS,
+                metavar=f.name.upper(),
+                help=f"{h} (default: {default})",
+            )
+
+
+def _config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None):
+    values = dict(base or {})
+    for f in dataclasses.fields(cls):
+        if hasattr(args, f.name):
+            values[f.name] = getattr(args, f.name)
+    return cls(**values)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    import tomllib
+
+    p = Path(path)
+    if not p.exists():
+        raise RltunerError(f"{p}: no such config file")
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RltunerError(f"{p}: not a valid TOML config ({e})") from None
+
+
+def _load_config_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    if path.endswith(".json"):
+        p = Path(path)
+        if not p.exists():
+            raise RltunerError(f"{p}: no such config file")
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise RltunerError(f"{p}: not valid JSON ({e})") from None
+    return _read_toml(path)
+
+
+def _print_config(cfg: Any) -> None:
+    import tomli_w
+
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    sys.stdout.write(tomli_w.dumps(d))
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rltuner.tuner import RLTuner, TunerConfig
+
+    if args.resume:
+        run = Path(args.resume)
+        overrides = {}
+        if hasattr(args, "steps"):
+            overrides["steps"] = args.steps
+        tuner = RLTuner.load(run, overrides)
+        print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
+    else:
+        base = _load_config_file(args.config)
+        cfg = _config_from_args(TunerConfig, args, base)
+        if args.print_config:
+            _print_config(cfg)
+            return 0
+        if not args.out:
+            raise RltunerError("tune needs --out RUN_DIR (or --resume RUN_DIR)")
+        run = Path(args.out)
+        if (run / "checkpoint").exists() and not args.force:
+            raise RltunerError(
+                f"{run}: already holds a run; continue it with --resume {run}, or pass --force "
+                "to start over"
+            )
+        tuner = RLTuner(cfg)
+        print(f"tuning {tuner.note_rnn_path} with {cfg.algorithm} for {cfg.steps:,} steps -> {run}")
+    result = tuner.train(run, progress=not args.quiet)
+    if result.get("interrupted"):
+        return 130
+    stats = result.get("stats")
+    if stats:
+        print(
+            f"\nTable-1 statistics of {stats['compositions']:,} sampled compositions "
+            f"(mean log p(a|s) {stats['mean_log_p']:.3f}):"
+        )
+        for k, v in stats["table1"].items():
+            print(f"  {k:<38} {v:8.4f}")
+        print(f"\nrun written to {run}/ (tuned.safetensors, stats.json, plots/, samples/)")
+    return 0
+
+
+def _resolve_model(model: str | None) -> str | None:
+    if model is None:
+        return None
+    p = Path(model)
+    if p.is_dir():
+        for name in ("tuned.safetensors", "best.safetensors", "last.safetensors"):
+            if (p / name).exists():
+                return str(p / name)
+        raise RltunerError(f"{p}: folder holds no model (tuned/best/last .safetensors)")
+    return model
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rltuner.generate import generate
+
+    cfg = _config_from_args(GenerateConfig, args)
+    res = generate(
+        _resolve_model(cfg.model),
+        cfg.out,
+        n=cfg.n,
+        length=cfg.length,
+        seed=cfg.seed,
+        primer_path=cfg.primer,
+        temperature=cfg.temperature,
+        most_probable=cfg.most_probable,
+        qpm=cfg.qpm,
+        program=cfg.program,
+    )
+    print(f"wrote {len(res.midi_paths)} MIDI files to {Path(cfg.out)}/ and {res.piano_roll_path}")
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from rltuner.corpus import build_dataset
+
+    cfg = _config_from_args(DataBuildConfig, args)
+    src = Path(cfg.input_dir)
+    if not src.is_dir():
+        raise RltunerError(f"{src}: no such folder")
+    dataset, summary = build_dataset(src, progress=not args.quiet, workers=cfg.workers)
+    print(summary.format())
+    if len(dataset) == 0:
+        raise RltunerError(f"{src}: no melody could be extracted; nothing written")
+    dataset.save(cfg.out)
+    print(f"wrote {len(dataset):,} melodies ({dataset.num_steps:,} steps) to {cfg.out}")
+    return 0
+
+
+def cmd_note_rnn_train(args: argparse.Namespace) -> int:
+    from rltuner.corpus import Dataset, load_bundled
+    from rltuner.note_rnn import NoteRNNConfig, TrainConfig, train_note_rnn
+
+    cli = _config_from_args(NoteRNNTrainCLIConfig, args)
+    train_cfg = _config_from_args(TrainConfig, args)
+    try:
+        sizes = tuple(int(x) for x in cli.layer_sizes.split(",") if x.strip())
+    except ValueError:
+        raise RltunerError(
+            f"--layer-sizes must be integers separated by commas, got {cli.layer_sizes!r}"
+        ) from None
+    data = Dataset.load(cli.data) if cli.data else load_bundled()
+    train, valid = data.split(train_cfg.validation_fraction, seed=train_cfg.seed)
+    print(f"training on {len(train):,} melodies, validating on {len(valid):,}")
+    res = train_note_rnn(
+        train.melodies,
+        valid.melodies,
+        train_cfg,
+        cli.out,
+        model_config=NoteRNNConfig(sizes),
+        progress=not args.quiet,
+    )
+    print(
+        f"best validation log-perplexity {res.best_valid_log_perplexity:.4f}; "
+        f"model: {res.best_path}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from rltuner import __version__
+
+    p = argparse.ArgumentParser(
+        prog="rltuner",
+        description="Fine-tune a melody LSTM (Note RNN) with RL and music-theory rewards.",
+    )
+    p.add_argument("--version", action="version", version=f"rltuner {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from rltuner.tuner import TunerConfig
+
+    t = sub.add_parser(
+        "tune",
+        parents=[common],
+        help="tune a Note RNN with RL",
+        description="Tune a Note RNN with RL (defaults: the paper's).",
+    )
+    t.add_argument("--out", help="run directory (logs, checkpoints, plots, samples)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--config", metavar="FILE", help="TOML (or JSON) config; flags override it")
+    t.add_argument(
+        "--print-config", action="store_true", help="print the effective config and exit"
+    )
+    t.add_argument(
+        "--force", action="store_true", help="start over in a run directory that has a run"
+    )
+    add_dataclass_args(t, TunerConfig, skip=("weights",))
+    t.set_defaults(func=cmd_tune)
+
+    g = sub.add_parser("generate", parents=[common], help="sample melodies to MIDI + piano roll")
+    add_dataclass_args(g, GenerateConfig, aliases={"n": "-n"})
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("data", help="datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    db = dsub.add_parser(
+        "build", parents=[common], help="build a dataset from a folder of MIDI/ABC/MusicXML"
+    )
+    add_dataclass_args(db, DataBuildConfig, positional=("input_dir",))
+    db.set_defaults(func=cmd_data_build)
+
+    from rltuner.note_rnn import TrainConfig
+
+    n = sub.add_parser("note-rnn", help="Note RNN training")
+    nsub = n.add_subparsers(dest="note_rnn_command", required=True)
+    nt = nsub.add_parser("train", parents=[common], help="train a Note RNN (paper recipe)")
+    add_dataclass_args(nt, NoteRNNTrainCLIConfig)
+    add_dataclass_args(nt, TrainConfig, skip=("device",))
+    nt.set_defaults(func=cmd_note_rnn_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except RltunerError as e:
+        if debug:
+            raise
+        print(f"rltuner: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
