@@ -163,6 +163,15 @@ def ftanh(x):
     return p * x / d
 
 
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def ftanh_array(x):
+    """:func:`ftanh` over a 1-D float32 array (for tests and documentation)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = ftanh(x[i])
+    return out
+
+
 @nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def fsigmoid(x):
     return np.float32(0.5) * ftanh(np.float32(0.5) * x) + np.float32(0.5)

@@ -1,0 +1,122 @@
+"""Bootstrap values, exploration schedule, replay memory and the soft target update."""
+
+import numpy as np
+import pytest
+
+from rltuner.env import Network
+from rltuner.learner import (
+    Learner,
+    LearnerHyper,
+    ReplayMemory,
+    action_scores,
+    bootstrap_value,
+    linear_epsilon,
+)
+from rltuner.lstm_kernels import NetLayout
+
+
+def _q():
+    q = np.zeros((2, 38))
+    q[0, :3] = [1.0, 2.0, 0.5]
+    q[1, 5] = -1.0
+    return q
+
+
+def test_bootstrap_q_is_max():
+    v = bootstrap_value("q", _q())
+    assert v.tolist() == [2.0, 0.0]
+    assert bootstrap_value("pure_rl", _q()).tolist() == [2.0, 0.0]
+
+
+def test_bootstrap_psi_is_logsumexp():
+    q = _q()
+    # row 0: log(e^1 + e^2 + e^0.5 + 35 * e^0)
+    expected0 = np.log(np.e + np.e**2 + np.e**0.5 + 35)
+    expected1 = np.log(37 + np.exp(-1.0))
+    np.testing.assert_allclose(bootstrap_value("psi", q), [expected0, expected1], rtol=1e-12)
+
+
+def test_bootstrap_g_uses_log_prior():
+    q = _q()
+    logits = np.zeros((2, 38))
+    logits[0, 1] = np.log(3.0)  # p = 3/40 for class 1, 1/40 for the others
+    # row 0: log sum_a p(a) e^{G(a)} = log((e^1 + 3 e^2 + e^0.5 + 35) / 40)
+    expected0 = np.log((np.e + 3 * np.e**2 + np.e**0.5 + 35) / 40)
+    expected1 = np.log((37 + np.exp(-1.0)) / 38)
+    np.testing.assert_allclose(bootstrap_value("g", q, logits), [expected0, expected1], rtol=1e-12)
+    # with a uniform prior G's value is Psi's minus log 38
+    np.testing.assert_allclose(bootstrap_value("g", q, np.zeros((2, 38))),
+                               bootstrap_value("psi", q) - np.log(38), rtol=1e-12)
+
+
+def test_bootstrap_rejects_unknown():
+    with pytest.raises(ValueError):
+        bootstrap_value("sarsa", _q())
+
+
+def test_action_scores_g_adds_prior_logits():
+    q, r = np.ones((1, 38)), np.arange(38.0)[None]
+    assert action_scores("q", q, r) is q
+    assert action_scores("g", q, r)[0, 5] == 6.0
+
+
+def test_linear_epsilon_schedule():
+    eps = linear_epsilon(np.array([0, 250, 500, 1000]), 500, final=0.1)
+    np.testing.assert_allclose(eps, [1.0, 0.55, 0.1, 0.1])
+
+
+def test_replay_wraps_and_samples_without_duplicates():
+    mem = ReplayMemory(10, state_size=4, store_reward_state=False)
+    for i in range(3):
+        n = 4
+        obs = np.full(n, i, dtype=np.int64)
+        st = np.full((n, 4), float(i), dtype=np.float32)
+        mem.add(obs, st, obs, obs.astype(np.float32), st, None)
+    assert mem.size == 10 and mem.pos == 2
+    # the 2 oldest rows were overwritten by the third batch
+    assert mem.obs.tolist() == [2, 2, 0, 0, 1, 1, 1, 1, 2, 2]
+    idx = mem.sample_indices(np.random.default_rng(0), 200, 8)
+    assert idx.shape == (200, 8) and idx.min() >= 0 and idx.max() < 10
+    assert all(np.unique(r).size == 8 for r in idx)
+    big = ReplayMemory(1000, 4, False)
+    big.size = 1000
+    idx = big.sample_indices(np.random.default_rng(1), 500, 32)
+    assert all(np.unique(r).size == 32 for r in idx)
+    # roughly uniform
+    counts = np.bincount(idx.ravel(), minlength=1000)
+    assert counts.min() > 0
+
+
+def test_soft_target_update_arithmetic():
+    """With learning rate 0 the Q-network stays put and the target moves by eta * (theta - target)
+    after every update: target_k = theta + (1 - eta)^k (target_0 - theta)."""
+    lay = NetLayout((4,))
+    rng = np.random.default_rng(0)
+    q = Network(lay, rng.standard_normal(lay.num_params).astype(np.float32))
+    learner = Learner(q, q.copy(), LearnerHyper(learning_rate=0.0, target_update_rate=0.01))
+    learner.target.theta[...] = 0.0
+    theta0 = q.theta.copy()
+    mem = ReplayMemory(64, lay.state_size, False)
+    z = np.zeros(64, dtype=np.int64)
+    s = np.zeros((64, lay.state_size), np.float32)
+    mem.add(z, s, z, z.astype(np.float32), s, None)
+    learner.update(mem, mem.sample_indices(rng, 5, 32))
+    np.testing.assert_allclose(q.theta, theta0)
+    np.testing.assert_allclose(learner.target.theta, theta0 * (1 - 0.99**5), rtol=1e-5, atol=1e-7)
+    assert learner.adam_step[0] == 5
+
+
+def test_choose_egreedy_and_boltzmann():
+    lay = NetLayout((4,))
+    q = Network(lay, np.zeros(lay.num_params, np.float32))
+    learner = Learner(q, q.copy(), LearnerHyper())
+    scores = np.zeros((4000, 38))
+    scores[:, 7] = 5.0
+    rng = np.random.default_rng(0)
+    greedy = learner.choose(scores, rng, "egreedy", 0.0)
+    assert (greedy == 7).all()
+    explored = learner.choose(scores, rng, "egreedy", 1.0)
+    assert 37 in explored and 0 in explored  # all 38 classes (the original never drew 37)
+    soft = learner.choose(scores, rng, "boltzmann", 0.0)
+    p7 = np.exp(5) / (np.exp(5) + 37)
+    assert abs((soft == 7).mean() - p7) < 0.03

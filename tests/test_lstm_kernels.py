@@ -1,0 +1,138 @@
+"""The fused numba kernels against torch autograd and the Note RNN itself."""
+
+import numpy as np
+import pytest
+import torch
+
+from rltuner.env import Network
+from rltuner.lstm_kernels import NetLayout, forward, ftanh_array, update_many
+from rltuner.note_rnn import NoteRNN, NoteRNNConfig
+
+
+def _torch_views(theta, lay):
+    d = {}
+    for l, (inp, h, owx, owh, ob, _) in enumerate(lay.lmeta):
+        g = 4 * int(h)
+        d[f"l{l}.Wx"] = theta[owx:owh].view(int(inp), g)
+        d[f"l{l}.Wh"] = theta[owh:ob].view(int(h), g)
+        d[f"l{l}.b"] = theta[ob : ob + g]
+    o = lay.ometa
+    d["Wo"] = theta[o[0] : o[1]].view(int(o[2]), 38)
+    d["bo"] = theta[o[1] : o[1] + 38]
+    return d
+
+
+def _torch_forward(theta, lay, obs, state):
+    d = _torch_views(theta, lay)
+    x = None
+    for l, (_, h, _, _, _, so) in enumerate(lay.lmeta):
+        h = int(h)
+        hp, cp = state[:, so : so + h], state[:, so + h : so + 2 * h]
+        z = hp @ d[f"l{l}.Wh"] + d[f"l{l}.b"]
+        z = z + (d[f"l{l}.Wx"][obs] if l == 0 else x @ d[f"l{l}.Wx"])
+        i, f, g, o = z.split(h, 1)
+        c = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
+        x = torch.sigmoid(o) * torch.tanh(c)
+    return x @ d["Wo"] + d["bo"]
+
+
+def test_fast_tanh_accuracy():
+    x = np.linspace(-20, 20, 200_001).astype(np.float32)
+    assert np.abs(ftanh_array(x) - np.tanh(x.astype(np.float64))).max() < 5e-7
+
+
+@pytest.mark.parametrize("sizes", [(16,), (12, 8)])
+def test_network_step_matches_note_rnn(sizes):
+    torch.manual_seed(0)
+    model = NoteRNN(NoteRNNConfig(sizes))
+    arrays = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    net = Network.from_state_dict(arrays, sizes)
+    rng = np.random.default_rng(1)
+    obs = rng.integers(0, 38, (5, 7))
+    state_np = net.zero_state(5)
+    state_t = model.initial_state(5)
+    for t in range(7):
+        logits_np, state_np = net.step(obs[:, t], state_np)
+        logits_t, state_t = model.step(torch.tensor(obs[:, t]), state_t)
+        np.testing.assert_allclose(logits_np, logits_t.detach().numpy(), atol=2e-5)
+
+
+def test_pack_unpack_roundtrip():
+    lay = NetLayout((6, 5))
+    theta = np.random.default_rng(0).standard_normal(lay.num_params).astype(np.float32)
+    layers, w, b = lay.unpack(theta)
+    assert np.array_equal(lay.pack(layers, w, b), theta)
+    assert lay.clip_groups[-1, 1] == lay.num_params
+
+
+@pytest.mark.parametrize(("sizes", "algo"), [((8,), 0), ((8, 6), 1), ((5, 7), 2), ((8,), 0)])
+def test_update_matches_torch_autograd(sizes, algo):
+    """Three minibatch updates (target, MSE, per-tensor clipping, Adam, soft update) equal
+    the same computed with torch autograd + torch.optim.Adam."""
+    rng = np.random.default_rng(0)
+    lay = NetLayout(sizes)
+    p, s = lay.num_params, lay.state_size
+    theta = (rng.standard_normal(p) * 0.3).astype(np.float32)
+    target = (theta + rng.standard_normal(p).astype(np.float32) * 0.1).astype(np.float32)
+    rtheta = (rng.standard_normal(p) * 0.3).astype(np.float32)
+    m = 50
+    obs = rng.integers(0, 38, m).astype(np.int8)
+    act = rng.integers(0, 38, m).astype(np.int8)
+    rew = rng.standard_normal(m).astype(np.float32)
+    qs, nqs, nrs = (rng.standard_normal((m, s)).astype(np.float32) for _ in range(3))
+    idx = rng.integers(0, m, (3, 16)).astype(np.int64)
+
+    th = torch.tensor(theta, requires_grad=True)
+    tg = torch.tensor(target)
+    opt = torch.optim.Adam([th], lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    losses = []
+    for u in range(3):
+        ii = torch.tensor(idx[u])
+        o = torch.tensor(obs.astype(np.int64))[ii]
+        a = torch.tensor(act.astype(np.int64))[ii]
+        with torch.no_grad():
+            qn = _torch_forward(tg, lay, a, torch.tensor(nqs)[ii])
+            if algo == 0:
+                v = qn.max(1).values
+            elif algo == 1:
+                v = torch.logsumexp(qn, 1)
+            else:
+                rl = _torch_forward(torch.tensor(rtheta), lay, a, torch.tensor(nrs)[ii])
+                v = torch.logsumexp(qn + torch.log_softmax(rl, 1), 1)
+            y = torch.tensor(rew)[ii] + 0.5 * v
+        q = _torch_forward(th, lay, o, torch.tensor(qs)[ii])
+        loss = ((q.gather(1, a[:, None])[:, 0] - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        losses.append(loss.item())
+        with torch.no_grad():
+            for a0, b0 in lay.clip_groups:
+                n = th.grad[a0:b0].norm()
+                if n > 5:
+                    th.grad[a0:b0] *= 5 / n
+        opt.step()
+        with torch.no_grad():
+            tg += 0.01 * (th - tg)
+
+    mm, vv, st = np.zeros(p, np.float32), np.zeros(p, np.float32), np.zeros(1, np.int64)
+    out_loss, out_t = np.zeros(3), np.zeros(3)
+    update_many(theta, target, mm, vv, st, rtheta, lay.lmeta, lay.ometa, lay.clip_groups, obs, act,
+                rew, qs, nqs, nrs, idx, algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0, 0.01,
+                out_loss, out_t)  # fmt: skip
+    np.testing.assert_allclose(out_loss, losses, rtol=1e-4)
+    np.testing.assert_allclose(theta, th.detach().numpy(), atol=2e-6)
+    np.testing.assert_allclose(target, tg.numpy(), atol=2e-6)
+    assert st[0] == 3
+
+
+def test_forward_kernel_matches_torch_two_layers():
+    rng = np.random.default_rng(3)
+    lay = NetLayout((9, 4))
+    theta = (rng.standard_normal(lay.num_params) * 0.5).astype(np.float32)
+    obs = rng.integers(0, 38, 6)
+    state = rng.standard_normal((6, lay.state_size)).astype(np.float32)
+    new, q = np.empty_like(state), np.empty((6, 38), np.float32)
+    gates, tc = np.empty((6, 4 * 13), np.float32), np.empty((6, 13), np.float32)
+    forward(theta, lay.lmeta, lay.ometa, obs, state, new, gates, tc, q)
+    ref = _torch_forward(torch.tensor(theta), lay, torch.tensor(obs), torch.tensor(state))
+    np.testing.assert_allclose(q, ref.numpy(), atol=3e-6)
