@@ -289,7 +289,10 @@ def cmd_note_rnn_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser. The ``note-rnn train`` options need torch (its config lives beside the
+    model), so they are added only when ``argv`` asks for that command: the tuner's CPU path
+    never pays torch's ~220 MB."""
     from rltuner import __version__
 
     p = argparse.ArgumentParser(
@@ -338,13 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(db, DataBuildConfig, positional=("input_dir",))
     db.set_defaults(func=cmd_data_build)
 
-    from rltuner.note_rnn import TrainConfig
-
     n = sub.add_parser("note-rnn", help="Note RNN training")
     nsub = n.add_subparsers(dest="note_rnn_command", required=True)
     nt = nsub.add_parser("train", parents=[common], help="train a Note RNN (paper recipe)")
     add_dataclass_args(nt, NoteRNNTrainCLIConfig)
-    add_dataclass_args(nt, TrainConfig, skip=("device",))
+    if argv is None or "note-rnn" in argv:
+        from rltuner.note_rnn import TrainConfig
+
+        add_dataclass_args(nt, TrainConfig, skip=("device",))
     nt.set_defaults(func=cmd_note_rnn_train)
     return p
 
@@ -354,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return int(args.func(args) or 0)
     except RltunerError as e:
         if debug:

@@ -276,12 +276,13 @@ def _bootstrap(algo, qn, rl, out, online_next, double_dqn):
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
 def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dqa, grad):
-    """Gradient of ``sum_j dqa[j] * q[j, act[j]]`` w.r.t. ``theta`` into ``grad`` (zeroed by
-    the caller). One step only: no gradient flows into the stored LSTM state."""
+    """Gradient of ``sum_j dqa[j] * q[j, act[j]]`` w.r.t. ``theta``, written (not added) into
+    ``grad``. One step only: no gradient flows into the stored LSTM state."""
     bm = obs.shape[0]
     nl = lmeta.shape[0]
     owo, obo, hl = ometa[0], ometa[1], ometa[2]
     so_last = lmeta[nl - 1, 5]
+    grad[owo : obo + NUM_CLASSES] = 0.0
     dh = np.zeros((bm, hl), dtype=np.float32)
     for j in range(bm):
         a = act[j]
@@ -313,28 +314,25 @@ def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dq
                 dz[j, h + k] = dc * state[j, so + h + k] * fg * (np.float32(1.0) - fg)
                 dz[j, 2 * h + k] = dc * ig * (np.float32(1.0) - gg * gg)
                 dz[j, 3 * h + k] = dhk * tc * og * (np.float32(1.0) - og)
+        gb = grad[ob : ob + g4]
+        gb[:] = 0.0
         for j in range(bm):
             for k in range(g4):
-                grad[ob + k] += dz[j, k]
+                gb[k] += dz[j, k]
+        # each weight matrix's gradient is written by exactly one matmul (out=): no temporaries
         hprev_t = np.ascontiguousarray(state[:, so : so + h].T)
-        dwh = np.dot(hprev_t, dz)
-        for k in range(h):
-            r = owh + k * g4
-            for n in range(g4):
-                grad[r + n] += dwh[k, n]
+        np.dot(hprev_t, dz, grad[owh : owh + h * g4].reshape((h, g4)))
         if l == 0:
+            gx = grad[owx : owx + inp * g4]
+            gx[:] = 0.0
             for j in range(bm):
-                r = owx + obs[j] * g4
+                r = obs[j] * g4
                 for n in range(g4):
-                    grad[r + n] += dz[j, n]
+                    gx[r + n] += dz[j, n]
         else:
             pso = lmeta[l - 1, 5]
             xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
-            dwx = np.dot(xin_t, dz)
-            for k in range(inp):
-                r = owx + k * g4
-                for n in range(g4):
-                    grad[r + n] += dwx[k, n]
+            np.dot(xin_t, dz, grad[owx : owx + inp * g4].reshape((inp, g4)))
             wx = theta[owx : owx + inp * g4].reshape((inp, g4))
             dh = np.ascontiguousarray(np.dot(dz, wx.T))
 
@@ -461,7 +459,6 @@ def update_many(
             dqa[j] = np.float32(2.0 * diff / bm)
         out_loss[u] = loss / bm
         out_target[u] = tsum / bm
-        grad[:] = 0.0
         _backward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, a_b, dqa, grad)
         adam_step[0] += 1
         _clip_adam_soft(theta, target, grad, m, v, adam_step[0], groups, clip, lr, b1, b2, eps, eta)
