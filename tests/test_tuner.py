@@ -59,3 +59,15 @@ def test_bad_config_is_a_clear_error(tiny_note_rnn):
         _cfg(tiny_note_rnn, priming="single_midi")
     with pytest.raises(RltunerError, match="no such"):
         RLTuner(_cfg(tiny_note_rnn.parent / "missing.safetensors"))
+
+
+def test_torch_backend_matches_cpu_kernels(tiny_note_rnn):
+    """The PyTorch path (used for --device cuda) trains the same weights as the numba path."""
+    pytest.importorskip("torch")
+    a = RLTuner(_cfg(tiny_note_rnn, steps=800))
+    a.train(None, progress=False)
+    b = RLTuner(_cfg(tiny_note_rnn, steps=800, device="torch:cpu"))
+    b.train(None, progress=False)
+    assert a.learner.adam_step[0] == b.learner.adam_step[0] > 100
+    np.testing.assert_allclose(a.learner.q.theta, b.learner.q.theta, atol=2e-3)
+    np.testing.assert_allclose(a.learner.adam_m, b.learner.adam_m, atol=1e-4)

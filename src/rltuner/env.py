@@ -50,9 +50,26 @@ class Network:
 
     layout: NetLayout
     theta: np.ndarray  # (num_params,) float32
+    device: str = "cpu"  # "cpu": numba kernels; a torch device ("cuda", "torch:cpu"): torch
+
+    def __post_init__(self) -> None:
+        self._stepper = None
+        if self.device != "cpu":
+            from rltuner.torch_backend import TorchStepper
+
+            self._stepper = TorchStepper(self.layout, self.theta, torch_device(self.device))
 
     def copy(self) -> Network:
-        return Network(self.layout, self.theta.copy())
+        return Network(self.layout, self.theta.copy(), self.device)
+
+    def to(self, device: str) -> Network:
+        """A network with the same parameters that runs on ``device``."""
+        return Network(self.layout, self.theta.copy(), device)
+
+    def sync(self) -> None:
+        """Push ``theta`` (changed in numpy, e.g. by loading a checkpoint) to the device."""
+        if self._stepper is not None:
+            self._stepper.refresh()
 
     def zero_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, self.layout.state_size), dtype=np.float32)
@@ -60,6 +77,8 @@ class Network:
     def step(self, obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One step for a batch: ``obs (B,)`` int, ``state (B, S)`` -> ``(logits (B, 38),
         new_state (B, S))``."""
+        if self._stepper is not None:
+            return self._stepper.step(obs, state)
         b = obs.shape[0]
         new_state = np.empty_like(state)
         out = np.empty((b, NUM_CLASSES), dtype=np.float32)
@@ -115,6 +134,11 @@ class Network:
                 f"{list(layout.layer_sizes)} ({type(e).__name__}: {e})"
             ) from None
         return cls(layout, theta)
+
+
+def torch_device(device: str) -> str:
+    """``"torch:cpu"`` -> ``"cpu"`` (the torch path on the CPU, for tests); others unchanged."""
+    return device.split(":", 1)[1] if device.startswith("torch:") else device
 
 
 def load_network(path: str | Path) -> tuple[Network, dict]:

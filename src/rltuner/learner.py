@@ -208,9 +208,21 @@ class Learner:
         self.adam_step = np.zeros(1, dtype=np.int64)
         lay = q.layout
         self._lmeta, self._ometa, self._groups = lay.lmeta, lay.ometa, lay.clip_groups
+        self._torch = None
+        if q.device != "cpu":
+            from rltuner.torch_backend import TorchUpdater
+
+            self._torch = TorchUpdater(lay, q._stepper, self.target._stepper,
+                                       reward_rnn._stepper, hyper)
 
     def update(self, memory: ReplayMemory, indices: np.ndarray) -> UpdateStats:
         """One minibatch update per row of ``indices (K, batch)``."""
+        if self._torch is not None:
+            stats = self._torch.update(memory, indices)
+            self.adam_step += indices.shape[0]
+            m, v = self._torch.adam_moments()
+            self.adam_m[...], self.adam_v[...] = m, v
+            return stats
         k = indices.shape[0]
         loss = np.zeros(k)
         target = np.zeros(k)
@@ -253,3 +265,7 @@ class Learner:
         self.adam_m[...] = d["adam_m"]
         self.adam_v[...] = d["adam_v"]
         self.adam_step[...] = d["adam_step"]
+        self.q.sync()
+        self.target.sync()
+        if self._torch is not None:
+            self._torch.set_adam(self.adam_m, self.adam_v, int(self.adam_step[0]))

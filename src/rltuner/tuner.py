@@ -87,7 +87,7 @@ class TunerConfig:
     num_samples: int = 10  # MIDI samples written at the end
     weights: dict[str, float] = field(default_factory=dict)  # rule weights (default all 1)
     seed: int = 0
-    device: str = "cpu"  # the fused kernels run on the CPU; see README for CUDA
+    device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
 
     def __post_init__(self) -> None:
@@ -172,6 +172,8 @@ class RLTuner:
         self.config = cfg = config or TunerConfig()
         self.note_rnn_path = cfg.note_rnn or _bundled_note_rnn()
         note_rnn, self.note_rnn_meta = load_network(self.note_rnn_path)
+        if cfg.device != "cpu":
+            note_rnn = note_rnn.to(cfg.device)
         self.key = Key.parse(cfg.key)
         self.tables = RuleTables.from_key(self.key, cfg.num_notes)
         self.reward_rnn = note_rnn
