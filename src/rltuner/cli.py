@@ -22,7 +22,15 @@ from typing import Any
 
 from rltuner.errors import RltunerError
 
-__all__ = ["main", "GenerateConfig", "DataBuildConfig", "NoteRNNTrainCLIConfig"]
+__all__ = [
+    "main",
+    "GenerateConfig",
+    "DataBuildConfig",
+    "NoteRNNTrainCLIConfig",
+    "EvaluateConfig",
+    "RenderConfig",
+    "ReportConfig",
+]
 
 
 # ---------------------------------------------------------------------- configs
@@ -44,6 +52,7 @@ class GenerateConfig:
     most_probable: bool = False  # take the argmax instead of sampling
     qpm: float = 80.0  # tempo of the written MIDI files
     program: int = 0  # General MIDI program (0 = piano)
+    wav: bool = False  # also write a WAV next to each MIDI (FluidSynth if installed, else built-in)
 
 
 @dataclass
@@ -62,6 +71,41 @@ class NoteRNNTrainCLIConfig:
     data: str | None = None  # dataset file from `rltuner data build` (default: bundled corpus)
     out: str = "note_rnn"  # output directory (best.safetensors, last.safetensors, log.jsonl)
     layer_sizes: str = "100"  # LSTM layer sizes, comma separated (e.g. 512,512)
+
+
+@dataclass
+class EvaluateConfig:
+    """Table-1 statistics (and more) of sampled compositions, for one or more models."""
+
+    compositions: int = 100_000  # compositions sampled per model
+    seed: int = 0  # random seed (the same random numbers for every model)
+    out: str | None = None  # folder for evaluation.md/.json/.csv/comparison.png (default: none)
+    key: str = "C major"  # key of the music-theory statistics
+    num_notes: int = 32  # steps (16th notes) per composition
+    batch: int = 1024  # compositions advancing together in one chunk
+    workers: int = 0  # sampling threads (0 = number of CPUs, at most 4)
+    plot: bool = True  # with --out, also write the grouped bar chart comparison.png
+
+
+@dataclass
+class RenderConfig:
+    """Render MIDI files to WAV audio."""
+
+    out: str | None = None  # output folder (default: next to each MIDI file)
+    synth: str = "auto"  # auto | fluidsynth | builtin
+    soundfont: str | None = None  # General MIDI .sf2 for FluidSynth (default: system FluidR3_GM)
+    sample_rate: int = 0  # samples per second (0 = 44100 with FluidSynth, 22050 built-in)
+
+
+@dataclass
+class ReportConfig:
+    """Write a self-contained offline HTML report of a tuning run."""
+
+    out: str | None = None  # HTML file to write (default: RUN_DIR/report.html)
+    samples: int = 4  # sample melodies (players + piano rolls) per model
+    compositions: int = 2000  # compositions per model for the Table-1 comparison
+    seed: int = 0  # random seed for the comparison and the samples
+    synth: str = "auto"  # auto | fluidsynth | builtin
 
 
 # ---------------------------------------------------------------------- dataclass -> argparse
@@ -207,6 +251,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         for k, v in stats["table1"].items():
             print(f"  {k:<38} {v:8.4f}")
         print(f"\nrun written to {run}/ (tuned.safetensors, stats.json, plots/, samples/)")
+        if getattr(args, "wav", False):
+            _render_files(sorted((run / "samples").glob("*.mid")), None, "auto")
     return 0
 
 
@@ -239,6 +285,78 @@ def cmd_generate(args: argparse.Namespace) -> int:
         program=cfg.program,
     )
     print(f"wrote {len(res.midi_paths)} MIDI files to {Path(cfg.out)}/ and {res.piano_roll_path}")
+    if cfg.wav:
+        _render_files(res.midi_paths, None, "auto")
+    return 0
+
+
+def _render_files(
+    midi_paths: list[Path], out: str | None, synth: str, soundfont: str | None = None,
+    sample_rate: int = 0,
+) -> list[Path]:  # fmt: skip
+    from rltuner.audio import render_wav
+
+    written, used = [], set()
+    for m in midi_paths:
+        target = (Path(out) if out else m.parent) / (m.stem + ".wav")
+        path, synth_used = render_wav(m, target, synth=synth, soundfont=soundfont,
+                                      sample_rate=sample_rate or None)  # fmt: skip
+        written.append(path)
+        used.add(synth_used)
+    if written:
+        where = Path(out) if out else written[0].parent
+        print(f"wrote {len(written)} WAV files to {where}/ ({', '.join(sorted(used))} synth)")
+    return written
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rltuner.encoding import Key
+    from rltuner.evaluate import evaluate_models
+
+    cfg = _config_from_args(EvaluateConfig, args)
+    if cfg.compositions < 1:
+        raise RltunerError(f"--compositions must be at least 1, got {cfg.compositions}")
+    try:
+        key = Key.parse(cfg.key)
+    except ValueError as e:
+        raise RltunerError(str(e)) from None
+    comp = evaluate_models(args.models, compositions=cfg.compositions, seed=cfg.seed, key=key,
+                           num_notes=cfg.num_notes, batch=cfg.batch,
+                           workers=cfg.workers or None, progress=not args.quiet)  # fmt: skip
+    print(comp.to_markdown())
+    if cfg.out:
+        paths = comp.write(cfg.out)
+        if cfg.plot:
+            from rltuner.report import plot_comparison
+
+            paths["plot"] = plot_comparison(comp, Path(cfg.out) / "comparison.png")
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    cfg = _config_from_args(RenderConfig, args)
+    src = Path(args.input)
+    if src.is_dir():
+        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+        if not files:
+            raise RltunerError(f"{src}: no .mid files in this folder")
+    elif src.exists():
+        files = [src]
+    else:
+        raise RltunerError(f"{src}: no such MIDI file or folder")
+    _render_files(files, cfg.out, cfg.synth, cfg.soundfont, cfg.sample_rate)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rltuner.report import write_report
+
+    cfg = _config_from_args(ReportConfig, args)
+    path = write_report(args.run_dir, compare=args.compare or (), out=cfg.out,
+                        n_samples=cfg.samples, compositions=cfg.compositions, seed=cfg.seed,
+                        synth=cfg.synth)  # fmt: skip
+    print(f"wrote {path}")
     return 0
 
 
@@ -326,12 +444,43 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument(
         "--force", action="store_true", help="start over in a run directory that has a run"
     )
+    t.add_argument(
+        "--wav", action="store_true", help="also write a WAV next to each sample MIDI at the end"
+    )
     add_dataclass_args(t, TunerConfig, skip=("weights",))
     t.set_defaults(func=cmd_tune)
 
     g = sub.add_parser("generate", parents=[common], help="sample melodies to MIDI + piano roll")
     add_dataclass_args(g, GenerateConfig, aliases={"n": "-n"})
     g.set_defaults(func=cmd_generate)
+
+    ev = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="Table-1 statistics of sampled compositions, comparing models",
+        description="Sample compositions from each MODEL and print the paper's Table 1 (with "
+        "standard errors, the paper's columns, and extra statistics). MODEL: a Note RNN or "
+        "tuned checkpoint, a run directory, 'bundled', or NAME=PATH to label it.",
+    )
+    ev.add_argument("models", nargs="+", metavar="MODEL", help="models to evaluate")
+    add_dataclass_args(ev, EvaluateConfig)
+    ev.set_defaults(func=cmd_evaluate)
+
+    rd = sub.add_parser("render", parents=[common], help="render MIDI files to WAV")
+    rd.add_argument("input", metavar="INPUT", help="a .mid file or a folder of them")
+    add_dataclass_args(rd, RenderConfig)
+    rd.set_defaults(func=cmd_render)
+
+    rp = sub.add_parser(
+        "report", parents=[common], help="self-contained HTML report of a tuning run"
+    )
+    rp.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `rltuner tune`")
+    rp.add_argument(
+        "--compare", nargs="+", default=[], metavar="MODEL",
+        help="more models to compare (checkpoints, run directories, bundled, NAME=PATH)",
+    )  # fmt: skip
+    add_dataclass_args(rp, ReportConfig)
+    rp.set_defaults(func=cmd_report)
 
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

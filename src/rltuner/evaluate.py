@@ -1,0 +1,851 @@
+"""Evaluate and compare melody models at scale: the paper's Table 1 and extra statistics.
+
+A *model* is a Note RNN checkpoint, a tuned checkpoint (``tuned.safetensors``, written by
+``rltuner tune``), a run directory holding one, or the word ``bundled``. Each model is sampled
+the way SPEC §8 prescribes: random-note priming (zero LSTM state, first observation uniform
+over all 38 classes), then every next note drawn from the softmax of the model's outputs (for
+G models: of ``G + Reward-RNN logits``), no exploration.
+
+The *Reward RNN* scores the sampled notes: the base Note RNN a tuned model was tuned from
+(its metadata ``training.base_note_rnn``; the bundled model when that file is gone), or the
+model itself for an untuned Note RNN (so its KL is exactly 0).
+
+Sampling is batched (one chunk of compositions advances together) with the compiled LSTM step
+:func:`rltuner.lstm_kernels.forward`; softmax, sampling, ``log p`` and KL of a step are one
+compiled pass plus one vectorised ``exp``. Every model sees the same random numbers for the
+same seed (common random numbers: differences between models are not sampling noise in the
+priming notes), and chunk ``i`` always uses seed ``(seed, i)``, so results do not depend on
+the chunk order.
+
+Statistics per model: the Table-1 rows of :mod:`rltuner.metrics` (with binomial standard
+errors) and
+
+* ``mean_log_p``: mean over sampled steps of ``log p(a|s)`` under the Reward RNN;
+* ``kl_to_note_rnn``: mean over sampled steps of ``KL(π(·|s) ‖ p(·|s)) = Σ_a π(a|s)(log π(a|s)
+  − log p(a|s))``, from both networks' outputs along the sampled trajectories;
+* ``distinct_share``: distinct compositions / compositions;
+* ``pitch_class_distance``: total variation ``½ Σ_pc |h(pc) − h_corpus(pc)|`` between the
+  normalised pitch-class histograms of note onsets (not durations) of the samples and of the
+  bundled corpus (NaN when the corpus is not installed);
+* ``notes_per_composition``: mean number of note onsets (classes ≥ 2);
+* ``rest_share`` / ``hold_share``: share of steps that are note-off (0) / no-event (1).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numba as nb
+import numpy as np
+
+from rltuner.checkpoint import atomic_write_text
+from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, MIN_PITCH, NUM_CLASSES, Key
+from rltuner.env import Network, load_network
+from rltuner.errors import RltunerError
+from rltuner.lstm_kernels import fsigmoid, ftanh, single_threaded_blas
+from rltuner.metrics import INTERVAL_NAMES, TABLE1_ROWS, CompositionStats, composition_stats
+
+__all__ = [
+    "EvalModel",
+    "EvalRollout",
+    "ModelEvaluation",
+    "Comparison",
+    "PAPER_TABLE1",
+    "PAPER_COLUMNS",
+    "EXTRA_ROWS",
+    "ALGORITHM_LABELS",
+    "load_model",
+    "bundled_note_rnn_path",
+    "rollout",
+    "default_workers",
+    "sample_trace",
+    "kl_divergence",
+    "distinct_share",
+    "pitch_class_histogram",
+    "total_variation",
+    "corpus_pitch_class_histogram",
+    "event_shares",
+    "evaluate_model",
+    "evaluate_models",
+]
+
+ALGORITHM_LABELS = {"note_rnn": "Note RNN", "q": "Q", "psi": "Ψ", "g": "G", "pure_rl": "RL only"}
+PAPER_COLUMNS: tuple[str, ...] = ("Note RNN", "Q", "Ψ", "G")
+# Jaques et al. (2017), Table 1, 100,000 compositions per model; (fraction or mean, as printed)
+PAPER_TABLE1: dict[str, tuple[tuple[float, str], ...]] = {
+    "Notes excessively repeated": ((0.633, "63.3%"), (0.0, "0.0%"), (0.0002, "0.02%"),
+                                   (0.0003, "0.03%")),
+    "Mean autocorrelation, lag 1": ((-0.16, "−.16"), (-0.11, "−.11"), (-0.10, "−.10"),
+                                    (0.55, ".55")),
+    "Mean autocorrelation, lag 2": ((0.14, ".14"), (0.03, ".03"), (-0.01, "−.01"), (0.31, ".31")),
+    "Mean autocorrelation, lag 3": ((-0.13, "−.13"), (0.03, ".03"), (0.01, ".01"), (0.17, ".17")),
+    "Notes not in key": ((0.001, "0.1%"), (0.01, "1.00%"), (0.006, "0.60%"), (0.287, "28.7%")),
+    "Compositions starting with tonic": ((0.009, "0.9%"), (0.288, "28.8%"), (0.287, "28.7%"),
+                                         (0.0, "0.0%")),
+    "Leaps resolved": ((0.772, "77.2%"), (0.911, "91.1%"), (0.900, "90.0%"), (0.522, "52.2%")),
+    "Compositions with unique max note": ((0.647, "64.7%"), (0.564, "56.4%"), (0.594, "59.4%"),
+                                          (0.371, "37.1%")),
+    "Compositions with unique min note": ((0.494, "49.4%"), (0.519, "51.9%"), (0.583, "58.3%"),
+                                          (0.565, "56.5%")),
+    "Notes in motif": ((0.059, "5.9%"), (0.757, "75.7%"), (0.738, "73.8%"), (0.693, "69.3%")),
+    "Notes in repeated motif": ((0.00007, "0.007%"), (0.0011, "0.11%"), (0.0009, "0.09%"),
+                                (0.0001, "0.01%")),
+}  # fmt: skip
+
+# extra rows: key -> (label, kind) with kind "pct" (a share, shown in %) or "num"
+EXTRA_ROWS: dict[str, tuple[str, str]] = {
+    "mean_log_p": ("Mean log p(a|s) under the Reward RNN", "num"),
+    "kl_to_note_rnn": ("KL(model ‖ Note RNN) per step (nats)", "num"),
+    "distinct_share": ("Distinct melodies among those sampled", "pct"),
+    "pitch_class_distance": ("Pitch-class histogram distance to the corpus (TV)", "num"),
+    "notes_per_composition": ("Mean notes per composition", "num"),
+    "rest_share": ("Rest (note-off) share of steps", "pct"),
+    "hold_share": ("Hold (no-event) share of steps", "pct"),
+}
+INTERVAL_LABELS = {
+    "octave_jumps": "Octave jumps (> 12 semitones)",
+    "sevenths": "Sevenths (11)",
+    "fifths": "Fifths (7, not from tonic/fifth)",
+    "sixths": "Sixths (9)",
+    "fourths": "Fourths (5)",
+    "thirds": "Thirds (4)",
+    "seconds": "Seconds (2)",
+    "rests": "Rests",
+    "rests_after_tonic_or_fifth": "Rests after tonic/fifth",
+    "in_key_preferred": "In-key preferred intervals (fifths and thirds)",
+}
+PERCENT_ROWS = frozenset(r for r in TABLE1_ROWS if not r.startswith("Mean autocorrelation"))
+
+
+def bundled_note_rnn_path() -> Path:
+    """``rltuner/data/note_rnn.safetensors`` (may be missing in a development checkout)."""
+    from importlib.resources import files
+
+    return Path(str(files("rltuner") / "data" / "note_rnn.safetensors"))
+
+
+# ------------------------------------------------------------------------------ models
+@dataclass
+class EvalModel:
+    """A policy to sample from and the Reward RNN that scores it.
+
+    ``algorithm`` is ``"note_rnn"`` for an untuned model, else the tuner's algorithm; ``"g"``
+    acts on ``network logits + reward_rnn logits``. ``reward_rnn`` is ``None`` when the model
+    is its own Reward RNN (an untuned Note RNN)."""
+
+    name: str
+    path: Path
+    network: Network
+    algorithm: str = "note_rnn"
+    reward_rnn: Network | None = None
+    reward_rnn_path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        return ALGORITHM_LABELS.get(self.algorithm, self.algorithm)
+
+    @property
+    def base(self) -> EvalModel:
+        """The untuned Note RNN this model was tuned from (itself for a Note RNN)."""
+        if self.reward_rnn is None:
+            return self
+        path = self.reward_rnn_path or Path("?")
+        return EvalModel(_default_name(path), path, self.reward_rnn)
+
+
+def _default_name(path: Path) -> str:
+    if path == bundled_note_rnn_path():
+        return "bundled Note RNN"
+    if path.stem in ("tuned", "best", "last") and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def _resolve_path(spec: str) -> Path:
+    if spec == "bundled":
+        path = bundled_note_rnn_path()
+        if not path.exists():
+            raise RltunerError(f"{path}: the bundled Note RNN is missing; pass a checkpoint path")
+        return path
+    p = Path(spec)
+    if p.is_dir():
+        for name in ("tuned.safetensors", "best.safetensors", "last.safetensors"):
+            if (p / name).exists():
+                return p / name
+        raise RltunerError(f"{p}: folder holds no model (tuned/best/last .safetensors)")
+    if not p.exists():
+        raise RltunerError(f"{p}: no such model file or run directory")
+    return p
+
+
+def load_model(spec: str | os.PathLike, name: str | None = None) -> EvalModel:
+    """Load ``spec``: a checkpoint path, a run directory, ``"bundled"``, or ``"NAME=PATH"``
+    (``NAME`` labels the model in tables). A tuned model's Reward RNN is its metadata's
+    ``training.base_note_rnn``, or the bundled Note RNN when that file no longer exists."""
+    spec = str(spec)
+    if name is None and "=" in spec and not Path(spec).exists():
+        name, spec = spec.split("=", 1)
+    path = _resolve_path(spec)
+    network, meta = load_network(path)
+    training = meta.get("training") or {}
+    tuner_cfg = training.get("tuner_config") or {}
+    display = name or ("bundled Note RNN" if spec == "bundled" else _default_name(path))
+    if not tuner_cfg:
+        return EvalModel(display, path, network, "note_rnn", None, None, meta)
+    algorithm = str(tuner_cfg.get("algorithm", "q"))
+    if algorithm not in ALGORITHM_LABELS:
+        raise RltunerError(f"{path}: unknown tuning algorithm {algorithm!r} in its metadata")
+    candidates = [training.get("base_note_rnn"), tuner_cfg.get("note_rnn"), None]
+    base_path = None
+    for c in candidates:
+        p = Path(c) if c else bundled_note_rnn_path()
+        if p.exists():
+            base_path = p
+            break
+    if base_path is None:
+        raise RltunerError(
+            f"{path}: its base Note RNN {training.get('base_note_rnn')!r} is missing and so is "
+            "the bundled one; the Reward RNN cannot be loaded"
+        )
+    reward_rnn, _ = load_network(base_path)
+    return EvalModel(display, path, network, algorithm, reward_rnn, base_path, meta)
+
+
+# ------------------------------------------------------------------------------ sampling
+class EvalRollout(NamedTuple):
+    """Sampled compositions and per-step scores.
+
+    ``compositions`` (M, N) int8 classes; ``log_p`` (M, N) float32 Reward-RNN log p(a|s) of
+    each sampled note; ``kl`` (M, N) float32 ``KL(π(·|s) ‖ p(·|s))`` at each step (0 when the
+    model is its own Reward RNN)."""
+
+    compositions: np.ndarray
+    log_p: np.ndarray
+    kl: np.ndarray
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _centre(q, rl, mode, x):
+    """``x[0] = scores − row max`` (scores = q, or q + rl for G = mode 2); for mode > 0 also
+    ``x[1] = rl − row max``."""
+    b = q.shape[0]
+    for j in range(b):
+        m = np.float32(-np.inf)
+        for a in range(NUM_CLASSES):
+            v = q[j, a] + rl[j, a] if mode == 2 else q[j, a]
+            x[0, j, a] = v
+            m = max(m, v)
+        for a in range(NUM_CLASSES):
+            x[0, j, a] -= m
+        if mode > 0:
+            m = np.float32(-np.inf)
+            for a in range(NUM_CLASSES):
+                m = max(m, rl[j, a])
+            for a in range(NUM_CLASSES):
+                x[1, j, a] = rl[j, a] - m
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _sample_step(x, e, mode, u, obs, log_p, kl):
+    """Draw ``obs[j]`` from ``softmax(x[0, j])`` by inverse CDF with ``u[j]`` (``e = exp(x)``);
+    write its Reward-RNN ``log_p[j]`` and ``kl[j] = Σ π (log π − log p)``."""
+    b = x.shape[1]
+    for j in range(b):
+        s = 0.0
+        for a in range(NUM_CLASSES):
+            s += e[0, j, a]
+        target = u[j] * s
+        c = 0.0
+        pick = NUM_CLASSES - 1
+        for a in range(NUM_CLASSES):
+            c += e[0, j, a]
+            if c >= target:
+                pick = a
+                break
+        obs[j] = pick
+        log_s = math.log(s)
+        if mode == 0:
+            log_p[j] = x[0, j, pick] - log_s
+            kl[j] = 0.0
+            continue
+        sr = 0.0
+        for a in range(NUM_CLASSES):
+            sr += e[1, j, a]
+        log_sr = math.log(sr)
+        log_p[j] = x[1, j, pick] - log_sr
+        d = 0.0
+        for a in range(NUM_CLASSES):
+            d += e[0, j, a] * ((x[0, j, a] - log_s) - (x[1, j, a] - log_sr))
+        kl[j] = max(d / s, 0.0)
+
+
+def _inference_theta(net: Network) -> np.ndarray:
+    """``theta`` with every layer's g-gate columns (kernel and bias) doubled, so that one
+    sigmoid pass over all gates gives ``tanh(x) = 2·σ(2x) − 1`` for the g gate."""
+    theta = net.theta.copy()
+    for inp, h, owx, _, ob, _ in net.layout.lmeta:
+        g4 = 4 * h
+        kernel = theta[owx:ob].reshape(inp + h, g4)
+        kernel[:, 2 * h : 3 * h] *= 2.0
+        theta[ob + 2 * h : ob + 3 * h] *= 2.0
+    return theta
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _lstm_infer(theta2, lmeta, ometa, obs, hbuf, cbuf, z, zx, out):
+    """One inference step of a batch (no activations kept for a backward pass).
+
+    ``theta2`` from :func:`_inference_theta`; per layer the hidden and cell states are the
+    contiguous blocks ``hbuf[off*B:(off+H)*B]`` / ``cbuf[...]`` (``off`` = units of the layers
+    before), updated in place; ``z``/``zx`` are scratch of at least ``B * 4 * max H``; ``out
+    (B, 38)`` gets the logits. Whole-batch flat loops vectorise (per-row slicing did not)."""
+    bm = obs.shape[0]
+    off = 0
+    for l in range(lmeta.shape[0]):
+        inp, h, owx, owh, ob, so = lmeta[l]
+        g4 = 4 * h
+        hl = hbuf[off * bm : (off + h) * bm].reshape((bm, h))
+        cl = cbuf[off * bm : (off + h) * bm].reshape((bm, h))
+        zl = z[: bm * g4].reshape((bm, g4))
+        np.dot(hl, theta2[owh : owh + h * g4].reshape((h, g4)), zl)
+        if l == 0:
+            for j in range(bm):
+                r = owx + obs[j] * g4
+                for k in range(g4):
+                    zl[j, k] += theta2[r + k] + theta2[ob + k]
+        else:
+            xin = hbuf[(off - inp) * bm : off * bm].reshape((bm, inp))
+            zxl = zx[: bm * g4].reshape((bm, g4))
+            np.dot(xin, theta2[owx : owx + inp * g4].reshape((inp, g4)), zxl)
+            for j in range(bm):
+                for k in range(g4):
+                    zl[j, k] += zxl[j, k] + theta2[ob + k]
+        for j in range(bm):
+            for k in range(g4):
+                zl[j, k] = fsigmoid(zl[j, k])
+        for j in range(bm):
+            for k in range(h):
+                g = np.float32(2.0) * zl[j, 2 * h + k] - np.float32(1.0)
+                cl[j, k] = zl[j, h + k] * cl[j, k] + zl[j, k] * g
+        for j in range(bm):
+            for k in range(h):
+                hl[j, k] = zl[j, 3 * h + k] * ftanh(cl[j, k])
+        off += h
+    owo, obo, hlast = ometa[0], ometa[1], ometa[2]
+    top = hbuf[(off - hlast) * bm : off * bm].reshape((bm, hlast))
+    np.dot(top, theta2[owo : owo + hlast * NUM_CLASSES].reshape((hlast, NUM_CLASSES)), out)
+    for j in range(bm):
+        for a in range(NUM_CLASSES):
+            out[j, a] += theta2[obo + a]
+
+
+class _Stepper:
+    """One network advancing a batch from the zero state (buffers allocated once)."""
+
+    def __init__(self, net: Network, batch: int, theta2: np.ndarray | None = None) -> None:
+        lay = net.layout
+        units = sum(lay.layer_sizes)
+        self.theta2 = theta2 if theta2 is not None else _inference_theta(net)
+        self.lmeta, self.ometa = lay.lmeta, lay.ometa
+        self.hbuf = np.zeros(batch * units, dtype=np.float32)
+        self.cbuf = np.zeros(batch * units, dtype=np.float32)
+        self.z = np.empty(batch * 4 * max(lay.layer_sizes), dtype=np.float32)
+        self.zx = np.empty_like(self.z)
+        self.out = np.empty((batch, NUM_CLASSES), dtype=np.float32)
+
+    def step(self, obs: np.ndarray) -> np.ndarray:
+        _lstm_infer(self.theta2, self.lmeta, self.ometa, obs, self.hbuf, self.cbuf, self.z,
+                    self.zx, self.out)  # fmt: skip
+        return self.out
+
+
+def _mode(model: EvalModel) -> int:
+    if model.reward_rnn is None:
+        return 0
+    return 2 if model.algorithm == "g" else 1
+
+
+def _rollout_chunk(model: EvalModel, b: int, num_notes: int, seed: Sequence[int]):
+    rng = np.random.default_rng(list(seed))
+    obs = rng.integers(0, NUM_CLASSES, size=b).astype(np.int64)
+    uniforms = rng.random((num_notes, b))
+    mode = _mode(model)
+    policy = _Stepper(model.network, b)
+    reward = _Stepper(model.reward_rnn, b) if model.reward_rnn is not None else None
+    x = np.empty((2 if mode else 1, b, NUM_CLASSES), dtype=np.float32)
+    e = np.empty_like(x)
+    comps = np.empty((num_notes, b), dtype=np.int8)
+    log_p = np.empty((num_notes, b), dtype=np.float32)
+    kl = np.empty((num_notes, b), dtype=np.float32)
+    for t in range(num_notes):
+        q = policy.step(obs)
+        rl = reward.step(obs) if reward is not None else q
+        _centre(q, rl, mode, x)
+        np.exp(x, out=e)
+        _sample_step(x, e, mode, uniforms[t], obs, log_p[t], kl[t])
+        comps[t] = obs
+    return comps.T, log_p.T, kl.T
+
+
+def default_workers() -> int:
+    """Threads for :func:`rollout`: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def rollout(
+    model: EvalModel,
+    n: int,
+    seed: int = 0,
+    num_notes: int = 32,
+    batch: int = 1024,
+    workers: int | None = None,
+) -> EvalRollout:
+    """Sample ``n`` compositions of ``num_notes`` steps from ``model`` (see the module
+    docstring), in chunks of ``batch`` on ``workers`` threads (default
+    :func:`default_workers`; the kernels release the GIL). Chunk ``i`` draws from seed
+    ``(seed, i)``: the same ``seed`` and ``batch`` give the same compositions whatever the
+    number of workers."""
+    if n < 1 or num_notes < 1:
+        raise RltunerError(f"need at least one composition of one note, got {n} x {num_notes}")
+    comps = np.empty((n, num_notes), dtype=np.int8)
+    log_p = np.empty((n, num_notes), dtype=np.float32)
+    kl = np.empty((n, num_notes), dtype=np.float32)
+    starts = list(range(0, n, batch))
+
+    def run(i: int) -> None:
+        s = starts[i]
+        b = min(batch, n - s)
+        c, lp, k = _rollout_chunk(model, b, num_notes, (int(seed), i))
+        comps[s : s + b], log_p[s : s + b], kl[s : s + b] = c, lp, k
+
+    workers = min(workers or default_workers(), len(starts))
+    with single_threaded_blas():
+        if workers <= 1:
+            for i in range(len(starts)):
+                run(i)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(run, range(len(starts))))
+    return EvalRollout(comps, log_p, kl)
+
+
+def sample_trace(
+    model: EvalModel, num_notes: int = 32, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One sampled melody ``(N,)`` and the policy's distribution before each note
+    ``(N, 38)`` (for the note-probability heatmap)."""
+    rng = np.random.default_rng(seed)
+    obs = rng.integers(0, NUM_CLASSES, size=1).astype(np.int64)
+    state = model.network.zero_state(1)
+    rstate = model.reward_rnn.zero_state(1) if model.reward_rnn is not None else None
+    melody = np.zeros(num_notes, dtype=np.int64)
+    probs = np.zeros((num_notes, NUM_CLASSES))
+    for t in range(num_notes):
+        q, state = model.network.step(obs, state)
+        scores = q.astype(np.float64)
+        if model.algorithm == "g" and rstate is not None:
+            rl, rstate = model.reward_rnn.step(obs, rstate)
+            scores = scores + rl
+        p = np.exp(scores[0] - scores[0].max())
+        p /= p.sum()
+        probs[t] = p
+        obs = np.array([min(int(np.searchsorted(np.cumsum(p), rng.random())), 37)])
+        melody[t] = obs[0]
+    return melody, probs
+
+
+# ------------------------------------------------------------------------------ statistics
+def kl_divergence(policy_logits: np.ndarray, prior_logits: np.ndarray) -> np.ndarray:
+    """``KL(softmax(policy) ‖ softmax(prior))`` per row of two ``(B, 38)`` logit arrays, in
+    nats (float64). Equal rows give 0; a class with zero policy probability contributes 0."""
+    lp = np.asarray(policy_logits, dtype=np.float64)
+    lq = np.asarray(prior_logits, dtype=np.float64)
+    lp = lp - (lp.max(axis=1, keepdims=True) + np.log(np.exp(lp - lp.max(1, keepdims=True))
+                                                      .sum(1, keepdims=True)))  # fmt: skip
+    lq = lq - (lq.max(axis=1, keepdims=True) + np.log(np.exp(lq - lq.max(1, keepdims=True))
+                                                      .sum(1, keepdims=True)))  # fmt: skip
+    return np.maximum((np.exp(lp) * (lp - lq)).sum(axis=1), 0.0)
+
+
+def distinct_share(compositions: np.ndarray) -> float:
+    """Number of distinct rows of ``compositions (M, N)`` divided by ``M``; NaN for M = 0."""
+    comps = np.ascontiguousarray(np.asarray(compositions, dtype=np.int8))
+    if comps.ndim != 2 or comps.shape[0] == 0:
+        return math.nan
+    if comps.shape[1] == 0:
+        return 1.0 / comps.shape[0]
+    rows = comps.view(np.dtype((np.void, comps.shape[1]))).reshape(-1)
+    return float(np.unique(rows).size / comps.shape[0])
+
+
+def pitch_class_histogram(melodies: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Counts ``(12,)`` of note onsets (classes ≥ 2) by pitch class (0 = C) over ``melodies``
+    (an ``(M, N)`` array or a list of 1-D arrays). Holds and rests are not counted, and a
+    note counts once whatever its duration."""
+    arrays = [np.asarray(melodies)] if isinstance(melodies, np.ndarray) else list(melodies)
+    counts = np.zeros(12, dtype=np.int64)
+    for a in arrays:
+        notes = np.asarray(a, dtype=np.int64).reshape(-1)
+        notes = notes[notes >= FIRST_NOTE_CLASS]
+        counts += np.bincount((notes + MIN_PITCH - FIRST_NOTE_CLASS) % 12, minlength=12)
+    return counts
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """``½ Σ |p/Σp − q/Σq|`` in [0, 1] between two histograms; NaN if either is empty."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return math.nan
+    return float(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
+
+
+_CORPUS_HIST: dict[str, np.ndarray | None] = {}
+
+
+def corpus_pitch_class_histogram() -> np.ndarray | None:
+    """Pitch-class histogram of the bundled corpus (cached), or ``None`` if not installed."""
+    if "bundled" not in _CORPUS_HIST:
+        from rltuner.corpus import load_bundled
+
+        try:
+            hist: np.ndarray | None = pitch_class_histogram(load_bundled().melodies)
+        except (RltunerError, OSError):
+            hist = None
+        _CORPUS_HIST["bundled"] = hist
+    return _CORPUS_HIST["bundled"]
+
+
+def event_shares(compositions: np.ndarray) -> dict[str, float]:
+    """``notes_per_composition`` (mean count of classes ≥ 2 per row), ``rest_share`` (share of
+    entries equal to 0, note-off) and ``hold_share`` (equal to 1, no-event) of ``(M, N)``."""
+    c = np.asarray(compositions)
+    if c.ndim != 2 or c.size == 0:
+        return {"notes_per_composition": math.nan, "rest_share": math.nan, "hold_share": math.nan}
+    counts = np.bincount(c.reshape(-1).astype(np.int64), minlength=NUM_CLASSES)
+    return {
+        "notes_per_composition": float(counts[FIRST_NOTE_CLASS:].sum() / c.shape[0]),
+        "rest_share": float(counts[0] / c.size),
+        "hold_share": float(counts[1] / c.size),
+    }
+
+
+# ------------------------------------------------------------------------------ results
+@dataclass
+class ModelEvaluation:
+    """Statistics of one model's ``stats.num_compositions`` sampled compositions."""
+
+    name: str
+    path: str
+    algorithm: str
+    reward_rnn: str | None
+    stats: CompositionStats
+    extra: dict[str, float]
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return ALGORITHM_LABELS.get(self.algorithm, self.algorithm)
+
+    @property
+    def column(self) -> str:
+        """Column header: the name, with the algorithm when the name does not say it."""
+        if self.name == self.label or self.name.endswith(f"({self.label})"):
+            return self.name
+        return f"{self.name} ({self.label})"
+
+    def table1(self) -> dict[str, float]:
+        return self.stats.table1()
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        intervals = {k: _ratio(getattr(s, k), s.total_notes) for k in INTERVAL_NAMES}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "algorithm": self.algorithm,
+            "reward_rnn": self.reward_rnn,
+            "compositions": s.num_compositions,
+            "notes": s.total_notes,
+            "seconds": self.seconds,
+            "table1": _clean(self.table1()),
+            "standard_errors": _clean(s.binomial_se()),
+            "extra": _clean(self.extra),
+            "intervals": _clean(intervals),
+            "counts": dataclasses.asdict(s),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelEvaluation:
+        return cls(d["name"], d["path"], d["algorithm"], d.get("reward_rnn"),
+                   CompositionStats(**d["counts"]), {k: _nan(v) for k, v in d["extra"].items()},
+                   float(d.get("seconds", 0.0)))  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def _clean(d: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: undefined values become ``null``."""
+    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+            for k, v in d.items()}  # fmt: skip
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def evaluate_model(
+    model: EvalModel,
+    compositions: int = 100_000,
+    seed: int = 0,
+    key: Key = C_MAJOR,
+    num_notes: int = 32,
+    batch: int = 1024,
+    workers: int | None = None,
+) -> tuple[ModelEvaluation, EvalRollout]:
+    """Sample and score ``compositions`` melodies of ``model``. Returns the statistics and the
+    rollout they came from."""
+    t0 = time.perf_counter()
+    ro = rollout(model, compositions, seed, num_notes, batch, workers)
+    stats = composition_stats(ro.compositions, key)
+    corpus = corpus_pitch_class_histogram()
+    extra = {
+        "mean_log_p": float(ro.log_p.mean(dtype=np.float64)),
+        "kl_to_note_rnn": float(ro.kl.mean(dtype=np.float64)),
+        "distinct_share": distinct_share(ro.compositions),
+        "pitch_class_distance": (
+            total_variation(pitch_class_histogram(ro.compositions), corpus)
+            if corpus is not None
+            else math.nan
+        ),
+        **event_shares(ro.compositions),
+    }
+    reward = str(model.reward_rnn_path) if model.reward_rnn_path is not None else None
+    ev = ModelEvaluation(model.name, str(model.path), model.algorithm, reward, stats, extra,
+                         time.perf_counter() - t0)  # fmt: skip
+    return ev, ro
+
+
+# ------------------------------------------------------------------------------ comparison
+def _fmt_pct(v: float, se: float | None = None) -> str:
+    if v is None or math.isnan(v):
+        return "n/a"
+    pct = 100.0 * v
+    digits = 1 if abs(pct) >= 10 else 2 if abs(pct) >= 0.1 or pct == 0 else 3
+    if se is not None and not math.isnan(se) and se > 0:
+        # enough digits that the standard error is visible
+        digits = max(digits, min(4, 1 - math.floor(math.log10(100.0 * se))))
+        return f"{pct:.{digits}f}% ± {100.0 * se:.{digits}f}"
+    return f"{pct:.{digits}f}%"
+
+
+def _fmt_num(v: float, digits: int = 3) -> str:
+    if v is None or math.isnan(v):
+        return "n/a"
+    return f"{v:.{digits}f}".replace("-", "−")
+
+
+@dataclass
+class Comparison:
+    """Evaluations of several models under the same settings; renders Markdown, JSON, CSV."""
+
+    models: list[ModelEvaluation]
+    compositions: int
+    seed: int
+    key: str = "C major"
+    num_notes: int = 32
+
+    # ---- Markdown
+    def to_markdown(self, paper: bool = True) -> str:
+        cols = [m.column for m in self.models]
+        head = ["Metric", *cols] + ([f"Paper: {c}" for c in PAPER_COLUMNS] if paper else [])
+        lines = [
+            f"### Table 1 statistics ({self.compositions:,} compositions per model, "
+            f"{self.num_notes} steps, key {self.key}, seed {self.seed})",
+            "",
+            _md_row(head),
+            _md_row(["---"] + ["---:"] * (len(head) - 1)),
+        ]
+        for row in TABLE1_ROWS:
+            cells = [row]
+            for m in self.models:
+                v, se = m.table1()[row], m.stats.binomial_se().get(row)
+                cells.append(_fmt_pct(v, se) if row in PERCENT_ROWS else _fmt_num(v, 3))
+            if paper:
+                cells += [s for _, s in PAPER_TABLE1[row]]
+            lines.append(_md_row(cells))
+        lines += ["", "### Further statistics (not in the paper)", ""]
+        lines.append(_md_row(["Metric", *cols]))
+        lines.append(_md_row(["---"] + ["---:"] * len(cols)))
+        for k, (label, kind) in EXTRA_ROWS.items():
+            cells = [label]
+            for m in self.models:
+                v = m.extra.get(k, math.nan)
+                if kind == "pct":
+                    se = math.sqrt(v * (1 - v) / m.stats.total_notes) if k != "distinct_share" \
+                        and not math.isnan(v) and m.stats.total_notes else None
+                    cells.append(_fmt_pct(v, se))
+                else:
+                    cells.append(_fmt_num(v, 3))
+            lines.append(_md_row(cells))
+        lines += ["", "### Intervals (share of all notes, SPEC §8)", ""]
+        lines.append(_md_row(["Interval", *cols]))
+        lines.append(_md_row(["---"] + ["---:"] * len(cols)))
+        for k in INTERVAL_NAMES:
+            cells = [INTERVAL_LABELS[k]]
+            for m in self.models:
+                n = m.stats.total_notes
+                v = _ratio(getattr(m.stats, k), n)
+                cells.append(_fmt_pct(v, math.sqrt(v * (1 - v) / n) if n else None))
+            lines.append(_md_row(cells))
+        lines += ["", *self._notes()]
+        return "\n".join(lines) + "\n"
+
+    def _notes(self) -> list[str]:
+        notes = [
+            "Notes:",
+            "- Sampling: random-note priming (first observation uniform over all 38 classes), "
+            "each next note drawn from the softmax of the model's outputs (G: of G + Reward-RNN "
+            "logits), no exploration; every model sees the same random numbers.",
+            "- ± values are binomial standard errors sqrt(p(1−p)/n) with n the row's "
+            "denominator (notes, compositions or leaps).",
+            "- \"In-key preferred intervals\" counts in-key fifths **and in-key thirds**; the "
+            "original code counted only the fifths (a misplaced parenthesis, SPEC §10).",
+            "- Autocorrelations are means over compositions where the coefficient is defined.",
+            "- Mean log p(a|s) and the KL estimate use the model's Reward RNN (its base Note "
+            "RNN; an untuned Note RNN is its own, so its KL is 0). KL is the mean over sampled "
+            "steps of Σ_a π(a|s)(log π(a|s) − log p(a|s)).",
+            "- Pitch-class distance: total variation between normalised pitch-class histograms "
+            "of note onsets in the samples and in the bundled corpus (n/a without the corpus).",
+            "- Paper columns: Jaques et al., Table 1 (100,000 compositions per model), for "
+            "reference; their Note RNN and corpus differ from ours.",
+        ]
+        for m in self.models:
+            notes.append(f"- {m.column}: `{m.path}`" + (
+                f", Reward RNN `{m.reward_rnn}`" if m.reward_rnn else "") +
+                f" ({m.seconds:.1f} s)")  # fmt: skip
+        return notes
+
+    # ---- JSON / CSV
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "compositions": self.compositions,
+            "seed": self.seed,
+            "key": self.key,
+            "num_notes": self.num_notes,
+            "in_key_preferred_counts_thirds": True,
+            "models": [m.to_dict() for m in self.models],
+            "paper": {
+                row: dict(zip(PAPER_COLUMNS, (v for v, _ in vals), strict=True))
+                for row, vals in PAPER_TABLE1.items()
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Comparison:
+        models = [ModelEvaluation.from_dict(m) for m in d["models"]]
+        return cls(models, int(d["compositions"]), int(d["seed"]), d.get("key", "C major"),
+                   int(d.get("num_notes", 32)))  # fmt: skip
+
+    def to_csv(self) -> str:
+        """One row per metric; per model a value and a standard-error column (fractions, not
+        %), then the paper's columns (empty where the paper has no value)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        header = ["section", "metric"]
+        for m in self.models:
+            header += [m.column, f"{m.column} se"]
+        header += [f"paper {c}" for c in PAPER_COLUMNS]
+        w.writerow(header)
+
+        def emit(section: str, metric: str, values: list[tuple[float, float | None]],
+                 paper: tuple | None = None) -> None:  # fmt: skip
+            row: list[Any] = [section, metric]
+            for v, se in values:
+                row += [_csv_num(v), _csv_num(se)]
+            row += [v for v, _ in paper] if paper else [""] * len(PAPER_COLUMNS)
+            w.writerow(row)
+
+        for r in TABLE1_ROWS:
+            emit("table1", r, [(m.table1()[r], m.stats.binomial_se().get(r)) for m in self.models],
+                 PAPER_TABLE1[r])  # fmt: skip
+        for k, (label, _) in EXTRA_ROWS.items():
+            emit("extra", label, [(m.extra.get(k, math.nan), None) for m in self.models])
+        for k in INTERVAL_NAMES:
+            vals = []
+            for m in self.models:
+                n = m.stats.total_notes
+                v = _ratio(getattr(m.stats, k), n)
+                vals.append((v, math.sqrt(v * (1 - v) / n) if n else None))
+            emit("intervals", INTERVAL_LABELS[k], vals)
+        return buf.getvalue()
+
+    def write(self, out_dir: str | os.PathLike, stem: str = "evaluation") -> dict[str, Path]:
+        """Write ``stem.md``, ``stem.json`` and ``stem.csv`` into ``out_dir`` (atomically)."""
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RltunerError(f"{out}: cannot create the output folder ({e.strerror})") from None
+        paths = {"markdown": out / f"{stem}.md", "json": out / f"{stem}.json",
+                 "csv": out / f"{stem}.csv"}  # fmt: skip
+        atomic_write_text(paths["markdown"], self.to_markdown())
+        atomic_write_text(paths["json"], self.to_json())
+        atomic_write_text(paths["csv"], self.to_csv())
+        return paths
+
+
+def _csv_num(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(float(v))
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def evaluate_models(
+    specs: Sequence[str | EvalModel],
+    compositions: int = 100_000,
+    seed: int = 0,
+    key: Key | str = C_MAJOR,
+    num_notes: int = 32,
+    batch: int = 1024,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Comparison:
+    """Evaluate every model of ``specs`` (paths, run folders, ``"bundled"``, ``NAME=PATH`` or
+    loaded :class:`EvalModel`) with the same settings. Duplicate names get a suffix."""
+    key = Key.parse(key) if isinstance(key, str) else key
+    models = [s if isinstance(s, EvalModel) else load_model(s) for s in specs]
+    seen: dict[str, int] = {}
+    for m in models:
+        seen[m.name] = seen.get(m.name, 0) + 1
+        if seen[m.name] > 1:
+            m.name = f"{m.name} #{seen[m.name]}"
+    results = []
+    for m in models:
+        ev, _ = evaluate_model(m, compositions, seed, key, num_notes, batch, workers)
+        if progress:
+            print(f"{m.name}: {compositions:,} compositions in {ev.seconds:.2f} s")
+        results.append(ev)
+    return Comparison(results, compositions, seed, key.name, num_notes)

@@ -1,0 +1,147 @@
+"""Plots and the self-contained HTML report (rltuner.report), checked in headless Chromium
+when it is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rltuner.cli import main
+from rltuner.errors import RltunerError
+from rltuner.evaluate import evaluate_models
+from rltuner.report import (
+    plot_comparison,
+    plot_note_probabilities,
+    plot_piano_rolls,
+    plot_training_run,
+    read_history,
+    write_report,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _history_rows(n: int = 4) -> list[dict]:
+    return [{"step": 1000 * (i + 1), "train/total_reward": -3.0 + 0.2 * i,
+             "train/music_theory_reward": -0.5 + 0.1 * i, "train/note_rnn_log_p": -2.5,
+             "eval/total_reward": -2.9 + 0.2 * i, "eval/music_theory_reward": -0.4 + 0.1 * i,
+             "eval/note_rnn_log_p": -2.5, "losses/mean_target": -4.0 + i}
+            for i in range(n)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_note_rnn, tmp_path_factory) -> Path:
+    """A finished-looking run: config.json, metrics.jsonl (last line truncated, as after a
+    crash) and tuned.safetensors (the tiny Note RNN, perturbed)."""
+    from rltuner.tuner import RLTuner, TunerConfig
+
+    cfg = TunerConfig(algorithm="q", note_rnn=str(tiny_note_rnn), steps=4000, num_notes=16)
+    tuner = RLTuner(cfg)
+    q = tuner.q_network
+    q.theta += np.random.default_rng(0).normal(0, 0.3, q.theta.shape).astype(np.float32)
+    run = tmp_path_factory.mktemp("runs") / "my_run"
+    run.mkdir()
+    tuner.save(run / "tuned.safetensors")
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    lines = [json.dumps(r) for r in _history_rows()]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 50')
+    return run
+
+
+def test_read_history_and_training_plots(run_dir, tmp_path):
+    assert [r["step"] for r in read_history(run_dir)] == [1000, 2000, 3000, 4000]
+    paths = plot_training_run(run_dir, tmp_path / "png")
+    assert [p.name for p in paths] == ["training_rewards.png", "evaluation_rewards.png",
+                                       "target_values.png"]  # fmt: skip
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    svgs = plot_training_run(run_dir, tmp_path / "svg", fmt="svg")
+    assert all(p.suffix == ".svg" and b"<svg" in p.read_bytes()[:400] for p in svgs)
+    with pytest.raises(RltunerError, match="no training log"):
+        plot_training_run(tmp_path)
+
+
+def test_note_probability_heatmap_and_piano_rolls(tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(38), size=20)
+    melody = probs.argmax(axis=1)
+    p = plot_note_probabilities(probs, melody, tmp_path / "heat.png")
+    assert p.read_bytes()[:4] == b"\x89PNG"
+    s = plot_note_probabilities(probs, melody, tmp_path / "heat.svg")
+    assert b"<svg" in s.read_bytes()[:400]
+    with pytest.raises(ValueError):
+        plot_note_probabilities(probs[:, :10], melody, tmp_path / "bad.png")
+    mels = [np.array([14, 1, 16, 0, 18, 1, 1, 1]), np.array([0, 1, 1, 1])]  # one silent
+    r = plot_piano_rolls(mels, tmp_path / "rolls.png", titles=["a", "b"])
+    assert r.stat().st_size > 1000
+    with pytest.raises(ValueError):
+        plot_piano_rolls([], tmp_path / "none.png")
+
+
+def test_comparison_bar_chart(tiny_note_rnn, tmp_path):
+    comp = evaluate_models([str(tiny_note_rnn)], compositions=100, num_notes=16)
+    assert plot_comparison(comp, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    svg = plot_comparison(comp, tmp_path / "c.svg", paper=True)
+    assert b"<svg" in svg.read_bytes()[:400]
+
+
+@pytest.fixture(scope="module")
+def report(run_dir, tiny_note_rnn) -> Path:
+    return write_report(run_dir, compare=[f"other={tiny_note_rnn}"], n_samples=2,
+                        compositions=200, synth="builtin")  # fmt: skip
+
+
+def test_report_is_self_contained(report, run_dir):
+    assert report == run_dir / "report.html"
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', text)
+    assert len(imgs) >= 3 + 1 + 1 + 2 * 3  # curves, bar chart, heatmap, 2 rolls x 3 models
+    assert all(s.startswith("data:image/png;base64,") for s in imgs)
+    audios = re.findall(r'<audio controls[^>]*src="([^"]+)"', text)
+    assert len(audios) == 2 * 3 and all(a.startswith("data:audio/wav;base64,") for a in audios)
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing from the network
+    for needle in ("Configuration", "Notes excessively repeated", "paper Ψ", "my_run (Q)",
+                   "other (Note RNN)", "data-check"):  # fmt: skip
+        assert needle in text
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(RltunerError, match="no such run"):
+        write_report(tmp_path / "nope")
+    with pytest.raises(RltunerError, match="no tuned model"):
+        write_report(tmp_path)
+
+
+def test_cli_report(run_dir, tmp_path):
+    out = tmp_path / "r.html"
+    rc = main(["report", str(run_dir), "--out", str(out), "--samples", "1", "--compositions",
+               "100", "--synth", "builtin", "--quiet"])  # fmt: skip
+    assert rc == 0 and out.stat().st_size > 10_000
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def _chromium_checker():
+    spec = importlib.util.spec_from_file_location(
+        "check_report_chromium", ROOT / "scripts" / "check_report_chromium.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+NO_CHROMIUM = shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists()
+
+
+@pytest.mark.skipif(NO_CHROMIUM, reason="headless Chromium not installed (apt install chromium)")
+def test_report_in_headless_chromium(report, tmp_path):
+    record = _chromium_checker().check_report(report, screenshot=tmp_path / "shot.png")
+    assert record["ok"], record
+    assert record["images_decoded"] == record["images"] >= 10
+    assert record["audio_with_duration"] == record["audio"] == 6
+    assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
