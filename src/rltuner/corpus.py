@@ -395,7 +395,7 @@ def _save_cache(file: Path, result: FileTracks | InputFileError) -> None:
     )
 
 
-def _load_cache(file: Path, path: Path) -> FileTracks | InputFileError:
+def _load_cache(file: Path) -> FileTracks | InputFileError:
     z = load_npz(file, what="cache")
     if str(z["status"]) == "error":
         return InputFileError(str(z["message"]), str(z["reason"]))
@@ -430,7 +430,7 @@ def _read_file_job(job: tuple[str, str | None]) -> FileTracks | InputFileError:
     cache_file = _cache_file(Path(cache), path) if cache else None
     if cache_file is not None and cache_file.exists():
         try:
-            return _load_cache(cache_file, path)
+            return _load_cache(cache_file)
         except (RltunerError, KeyError, ValueError):
             pass  # unreadable cache entry: parse again
     try:
