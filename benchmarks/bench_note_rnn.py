@@ -104,6 +104,8 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,
+            # other processes share the cores; a load above the core count slows every number
+            "load_average_1_5_15min": list(os.getloadavg()),
         },
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": results,

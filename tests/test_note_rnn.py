@@ -119,8 +119,9 @@ def test_bad_checkpoints_raise_naming_the_file(tmp_path):
     save_tensors(mismatch, dict(small.state_dict()),
                  {"kind": "note_rnn", "format_version": 1,
                   "config": {"layer_sizes": [20], "num_classes": 38}})  # fmt: skip
-    for path, words in ((missing, "no such"), (corrupt, "not a valid"),
-                        (foreign, "not a Note RNN"), (mismatch, "architecture mismatch")):  # fmt: skip
+    cases = [(missing, "no such"), (corrupt, "not a valid"), (foreign, "not a Note RNN"),
+             (mismatch, "architecture mismatch")]  # fmt: skip
+    for path, words in cases:
         with pytest.raises(RltunerError) as err:
             load_note_rnn(path)
         assert str(path) in str(err.value) and words in str(err.value)
