@@ -95,6 +95,7 @@ class Network:
             gates,
             tanh_c,
             out,
+            np.empty(b * 4 * max(lay.layer_sizes), dtype=np.float32),
         )
         return out, new_state
 

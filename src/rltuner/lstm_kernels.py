@@ -178,56 +178,61 @@ def fsigmoid(x):
 
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
-def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q):
+def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
     """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
     ``new_state (B, S)``, output ``q (B, 38)``. ``gates (B, sum 4H)`` and ``tanh_c (B, sum H)``
-    receive the activations the backward pass needs."""
+    receive the activations the backward pass needs; ``z`` is scratch of at least
+    ``B * 4 * max H`` floats. Allocates nothing but two small contiguous copies."""
     bm = obs.shape[0]
     nl = lmeta.shape[0]
     hoff = 0
     for l in range(nl):
         inp, h, owx, owh, ob, so = lmeta[l]
         g4 = 4 * h
-        wh = theta[owh : owh + h * g4].reshape((h, g4))
+        base = 4 * hoff
+        zl = z[: bm * g4].reshape((bm, g4))
         hprev = np.ascontiguousarray(state[:, so : so + h])
-        z = np.dot(hprev, wh)
+        np.dot(hprev, theta[owh : owh + h * g4].reshape((h, g4)), zl)
         if l == 0:
             for j in range(bm):
                 r = owx + obs[j] * g4
                 for k in range(g4):
-                    z[j, k] += theta[r + k]
+                    zl[j, k] += theta[r + k] + theta[ob + k]
         else:
-            wx = theta[owx : owx + inp * g4].reshape((inp, g4))
             pso = lmeta[l - 1, 5]
             xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
-            z += np.dot(xin, wx)
-        base = 4 * hoff
+            zl += np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)))
+            for j in range(bm):
+                for k in range(g4):
+                    zl[j, k] += theta[ob + k]
+        # whole-batch loops with 2-D indexing vectorise; per-row slices did not
         for j in range(bm):
-            zj = z[j]
-            gj = gates[j, base : base + g4]
-            for k in range(g4):
-                zj[k] += theta[ob + k]
+            for k in range(2 * h):
+                gates[j, base + k] = fsigmoid(zl[j, k])
+            for k in range(2 * h, 3 * h):
+                gates[j, base + k] = ftanh(zl[j, k])
+            for k in range(3 * h, g4):
+                gates[j, base + k] = fsigmoid(zl[j, k])
+        for j in range(bm):
             for k in range(h):
-                gj[k] = fsigmoid(zj[k])
-                gj[h + k] = fsigmoid(zj[h + k])
-                gj[2 * h + k] = ftanh(zj[2 * h + k])
-                gj[3 * h + k] = fsigmoid(zj[3 * h + k])
-            for k in range(h):
-                c = gj[h + k] * state[j, so + h + k] + gj[k] * gj[2 * h + k]
-                new_state[j, so + h + k] = c
+                new_state[j, so + h + k] = (
+                    gates[j, base + h + k] * state[j, so + h + k]
+                    + gates[j, base + k] * gates[j, base + 2 * h + k]
+                )
+        for j in range(bm):
             for k in range(h):
                 tc = ftanh(new_state[j, so + h + k])
                 tanh_c[j, hoff + k] = tc
-                new_state[j, so + k] = gj[3 * h + k] * tc
+                new_state[j, so + k] = gates[j, base + 3 * h + k] * tc
         hoff += h
     owo, obo, hl = ometa[0], ometa[1], ometa[2]
     wo = theta[owo : owo + hl * NUM_CLASSES].reshape((hl, NUM_CLASSES))
     so_last = lmeta[nl - 1, 5]
     hlast = np.ascontiguousarray(new_state[:, so_last : so_last + hl])
-    qq = np.dot(hlast, wo)
+    np.dot(hlast, wo, q)
     for j in range(bm):
         for a in range(NUM_CLASSES):
-            q[j, a] = qq[j, a] + theta[obo + a]
+            q[j, a] += theta[obo + a]
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -338,12 +343,19 @@ def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dq
 
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _sum_squares(x):
+    """float32 sum of squares (fastmath lets it vectorise; float64 accumulation did not)."""
+    acc = np.float32(0.0)
+    for i in range(x.shape[0]):
+        acc += x[i] * x[i]
+    return acc
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
 def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, eps, eta):
     for gi in range(groups.shape[0]):
         s, e = groups[gi, 0], groups[gi, 1]
-        sq = 0.0
-        for i in range(s, e):
-            sq += grad[i] * grad[i]
+        sq = _sum_squares(grad[s:e])
         norm = math.sqrt(sq)
         if norm > clip:
             scale = np.float32(clip / norm)
@@ -351,19 +363,35 @@ def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, e
                 grad[i] *= scale
     bc1 = 1.0 - b1**step
     bc2 = 1.0 - b2**step
-    step_size = np.float32(lr / bc1)
-    inv_sqrt_bc2 = np.float32(1.0 / math.sqrt(bc2))
-    fb1, fb2 = np.float32(b1), np.float32(b2)
-    feps, feta = np.float32(eps), np.float32(eta)
+    _adam_soft(
+        theta,
+        target,
+        grad,
+        m,
+        v,
+        np.float32(lr / bc1),
+        np.float32(1.0 / math.sqrt(bc2)),
+        np.float32(b1),
+        np.float32(b2),
+        np.float32(eps),
+        np.float32(eta),
+    )
+
+
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
+def _adam_soft(theta, target, grad, m, v, step_size, inv_sqrt_bc2, b1, b2, eps, eta):
+    """Adam (bias-corrected, PyTorch's formula) then the soft target update, one fused pass.
+    float32 scalars and a temporary for the new parameter keep the loop vectorised (~4x)."""
     one = np.float32(1.0)
     for i in range(theta.shape[0]):
-        gi_ = grad[i]
-        mi = fb1 * m[i] + (one - fb1) * gi_
-        vi = fb2 * v[i] + (one - fb2) * gi_ * gi_
+        g = grad[i]
+        mi = b1 * m[i] + (one - b1) * g
+        vi = b2 * v[i] + (one - b2) * g * g
         m[i] = mi
         v[i] = vi
-        theta[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + feps)
-        target[i] += feta * (theta[i] - target[i])
+        t = theta[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+        theta[i] = t
+        target[i] += eta * (t - target[i])
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -428,6 +456,10 @@ def update_many(
     vnext = np.empty(bm, dtype=np.float64)
     dqa = np.empty(bm, dtype=np.float32)
     grad = np.empty(theta.shape[0], dtype=np.float32)
+    hmax = 0
+    for l in range(lmeta.shape[0]):
+        hmax = max(hmax, lmeta[l, 1])
+    z = np.empty(bm * 4 * hmax, dtype=np.float32)
     for u in range(nupd):
         for j in range(bm):
             r = idx[u, j]
@@ -437,18 +469,18 @@ def update_many(
         # target network at s' (and the online network there for Double DQN)
         for j in range(bm):
             nst[j, :] = next_qstate[idx[u, j], :]
-        forward(target, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qn)
+        forward(target, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qn, z)
         if algo == 2:
             for j in range(bm):
                 st[j, :] = next_rstate[idx[u, j], :]
-            forward(rtheta, lmeta, ometa, no_b, st, scratch_state, gates, tanh_c, rl)
+            forward(rtheta, lmeta, ometa, no_b, st, scratch_state, gates, tanh_c, rl, z)
         if double_dqn:
-            forward(theta, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qo)
+            forward(theta, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qo, z)
         _bootstrap(algo, qn, rl, vnext, qo, double_dqn)
         # online network at s
         for j in range(bm):
             st[j, :] = qstate[idx[u, j], :]
-        forward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, q)
+        forward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, q, z)
         loss = 0.0
         tsum = 0.0
         for j in range(bm):
