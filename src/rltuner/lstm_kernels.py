@@ -23,25 +23,48 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+import scipy
 import scipy.linalg.cython_blas  # noqa: F401  -- the BLAS that numba's np.dot calls
 from threadpoolctl import threadpool_limits
 
 __all__ = ["NetLayout", "forward", "update_many", "ALGO_CODES", "single_threaded_blas"]
 
 NUM_CLASSES = 38
+# No "arcp"/"afn"/"reassoc" on element-wise loops: with them LLVM's vector body and its scalar
+# remainder round differently, and which elements take which path depends on the buffers'
+# alignment -- results then changed from run to run (1 ulp, amplified by training), breaking
+# exact resumption. These flags still let the loops vectorise.
+_FM = {"nnan", "ninf", "nsz", "contract"}
+_FM_REDUCE = {"nnan", "ninf", "nsz", "contract", "reassoc"}
 ALGO_CODES = {"q": 0, "pure_rl": 0, "psi": 1, "g": 2}
+
+
+def _pin_kernel_blas_to_one_thread() -> None:
+    """Give the BLAS behind numba's ``np.dot`` (SciPy's bundled OpenBLAS, not NumPy's) one
+    thread, for good. The kernels' matrices are tiny (32 x 100 x 400): a second thread only adds
+    synchronisation -- when the other core was busy it made updates ~100x slower here -- and
+    OpenBLAS's threaded splits made results differ from run to run (3e-8), which broke exact
+    resumption. NumPy's own BLAS, which user code calls, is left alone."""
+    from threadpoolctl import ThreadpoolController
+
+    scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.filepath.startswith(os.path.join(scipy_dir, "scipy")) and lib.user_api == "blas":
+            lib.set_num_threads(1)
+
+
+_pin_kernel_blas_to_one_thread()
 
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Run BLAS on one thread inside the block. The kernels' matrices are tiny (32 x 100 x
-    400): a second BLAS thread only adds synchronisation, and when the other core is busy it
-    made updates ~100x slower (measured here)."""
+    """Every BLAS (NumPy's too) on one thread inside the block (benchmarks use it)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -142,7 +165,7 @@ class NetLayout:
 _TANH_CLAMP = np.float32(7.90531110763549805)
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def ftanh(x):
     """float32 tanh as a 13/6 rational minimax fit on [-7.905, 7.905] (clamped outside);
     max abs error 3e-7. Unlike libm's tanh it vectorises, which makes the kernels ~4x faster."""
@@ -163,7 +186,7 @@ def ftanh(x):
     return p * x / d
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
 def ftanh_array(x):
     """:func:`ftanh` over a 1-D float32 array (for tests and documentation)."""
     out = np.empty_like(x)
@@ -172,12 +195,12 @@ def ftanh_array(x):
     return out
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def fsigmoid(x):
     return np.float32(0.5) * ftanh(np.float32(0.5) * x) + np.float32(0.5)
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
 def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
     """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
     ``new_state (B, S)``, output ``q (B, 38)``. ``gates (B, sum 4H)`` and ``tanh_c (B, sum H)``
@@ -279,7 +302,7 @@ def _bootstrap(algo, qn, rl, out, online_next, double_dqn):
             out[j] = _logsumexp_row(tmp)
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
 def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dqa, grad):
     """Gradient of ``sum_j dqa[j] * q[j, act[j]]`` w.r.t. ``theta``, written (not added) into
     ``grad``. One step only: no gradient flows into the stored LSTM state."""
@@ -342,7 +365,7 @@ def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dq
             dh = np.ascontiguousarray(np.dot(dz, wx.T))
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM_REDUCE, error_model="numpy")
 def _sum_squares(x):
     """float32 sum of squares (fastmath lets it vectorise; float64 accumulation did not)."""
     acc = np.float32(0.0)
@@ -351,7 +374,7 @@ def _sum_squares(x):
     return acc
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
 def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, eps, eta):
     for gi in range(groups.shape[0]):
         s, e = groups[gi, 0], groups[gi, 1]
@@ -378,7 +401,7 @@ def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, e
     )
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
 def _adam_soft(theta, target, grad, m, v, step_size, inv_sqrt_bc2, b1, b2, eps, eta):
     """Adam (bias-corrected, PyTorch's formula) then the soft target update, one fused pass.
     float32 scalars and a temporary for the new parameter keep the loop vectorised (~4x)."""

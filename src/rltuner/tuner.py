@@ -47,7 +47,6 @@ from rltuner.learner import (
     action_scores,
     linear_epsilon,
 )
-from rltuner.lstm_kernels import single_threaded_blas
 from rltuner.rewards import DEFAULT_WEIGHTS, REWARD_MODES, RULE_NAMES, RuleTables
 
 __all__ = ["TunerConfig", "RLTuner", "Rollout"]
@@ -247,8 +246,7 @@ class RLTuner:
         comps = np.zeros((n, n_steps), dtype=np.int8)
         log_p = np.zeros((n, n_steps))
         music = np.zeros((n, n_steps))
-        with single_threaded_blas():
-            self._rollout_into(net, algorithm, rng, most_probable, batch, comps, log_p, music)
+        self._rollout_into(net, algorithm, rng, most_probable, batch, comps, log_p, music)
         return Rollout(comps, log_p, music)
 
     def _rollout_into(self, net, algorithm, rng, most_probable, batch, comps, log_p, music):
@@ -329,8 +327,6 @@ class RLTuner:
             previous_handler = signal.signal(signal.SIGINT, _on_sigint)
         t0 = time.perf_counter()
         steps_at_start = self.step
-        blas = single_threaded_blas()
-        blas.__enter__()
         try:
             while self.step < end:
                 if stop_flag["stop"]:
@@ -379,7 +375,6 @@ class RLTuner:
                         self._append_log(run, row)
                         self.save_checkpoint(run)
         finally:
-            blas.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
             if previous_handler is not None:
