@@ -43,6 +43,19 @@ def test_same_seed_same_weights(tiny_note_rnn):
     np.testing.assert_array_equal(a.learner.q.theta, b.learner.q.theta)
 
 
+@pytest.mark.parametrize("algorithm", ["q", "psi", "g", "pure_rl"])
+def test_tuning_raises_music_theory_reward(trained_tiny_note_rnn, algorithm):
+    """30,000 steps of each algorithm raise the mean per-step music-theory reward of sampled
+    compositions far above the untuned Note RNN's (measured: about -38 -> -1.3 .. +0.2)."""
+    cfg = _cfg(trained_tiny_note_rnn, algorithm=algorithm, steps=30_000, eval_every=30_000,
+               exploration_period=10_000, memory_size=30_000, num_envs=32)
+    tuner = RLTuner(cfg)
+    before = tuner.rollout(300, np.random.default_rng(5), network=tuner.reward_rnn)
+    tuner.train(None, progress=False)
+    after = tuner.rollout(300, np.random.default_rng(5))
+    assert after.music_theory.mean() > before.music_theory.mean() + 15
+
+
 def test_boltzmann_and_stochastic_observations_run(tiny_note_rnn):
     for kw in ({"exploration": "boltzmann"}, {"stochastic_observations": True}):
         t = RLTuner(_cfg(tiny_note_rnn, steps=800, **kw))

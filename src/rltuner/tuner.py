@@ -61,7 +61,7 @@ class TunerConfig:
     algorithm: str = "q"  # q | psi | g | pure_rl
     steps: int = 1_000_000  # environment steps (notes played) in total
     reward_mode: str = "music_theory_all"  # SPEC §5; g and pure_rl force music_theory_only
-    reward_scaler: float = 0.1  # c in L + c*r_MT (paper's c' = 0.5 is scaler 2)
+    reward_scaler: float = 2.0  # c in L + c*r_MT: the paper's c' = 0.5 (scaler 2); 0.1 = the original script
     exploration: str = "egreedy"  # egreedy | boltzmann
     exploration_period: int = 500_000  # steps over which epsilon anneals from 1.0
     random_action_probability: float = 0.1  # final epsilon
