@@ -11,6 +11,7 @@ costs ~220 MB of resident memory and ~3 µs per op).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +22,7 @@ from rltuner.checkpoint import load_arrays
 from rltuner.encoding import NUM_CLASSES
 from rltuner.errors import RltunerError
 from rltuner.lstm_kernels import NetLayout, forward
+from rltuner.plugins import UserRule, builtin_weights, evaluate_user_rules
 from rltuner.rewards import (
     LeapState,
     RuleTables,
@@ -258,7 +260,9 @@ class StepOutcome(NamedTuple):
     ``music_theory`` (B,) float64 weighted r_MT (before the scaler); ``rules`` the per-rule
     :class:`~rltuner.rewards.StepEvaluation` (owned by the env: copy before the next step);
     ``done`` (B,) bool, True where the composition just reached N notes (it has been reset and
-    primed again); ``finished`` (B, N) int8 the completed compositions of the ``done`` rows.
+    primed again); ``finished`` (B, N) int8 the completed compositions of the ``done`` rows;
+    ``user_values`` (B, R) float64 the unweighted values of the env's R user rules
+    (:mod:`rltuner.plugins`, order of ``env.user_rules``), already included in ``music_theory``.
     """
 
     reward: np.ndarray
@@ -267,6 +271,7 @@ class StepOutcome(NamedTuple):
     rules: StepEvaluation
     done: np.ndarray
     finished: np.ndarray
+    user_values: np.ndarray | None = None
 
 
 class CompositionEnv:
@@ -288,6 +293,7 @@ class CompositionEnv:
         reward_mode: str = "music_theory_all",
         reward_scaler: float = 0.1,
         weights: dict[str, float] | None = None,
+        user_rules: Sequence[UserRule] = (),
     ) -> None:
         self.reward_rnn = reward_rnn
         self.tables = tables
@@ -296,7 +302,10 @@ class CompositionEnv:
         self.rng = rng
         self.reward_mode = reward_mode
         self.reward_scaler = float(reward_scaler)
-        self.weights_vec = weights_vector(weights)
+        self.weights_vec = weights_vector(builtin_weights(weights))
+        # user rules (rltuner.plugins): weighted, added to r_MT after the built-in kernel
+        self.user_rules = list(user_rules)
+        self.user_weights = np.array([r.weight for r in self.user_rules], dtype=np.float64)
         combine_reward(
             reward_mode, np.zeros(1), np.zeros((1, self.weights_vec.size)), 1.0, self.weights_vec
         )  # validates the mode early
@@ -389,6 +398,15 @@ class CompositionEnv:
             self.reward_mode, log_p, values, self.reward_scaler, self.weights_vec
         )
         music = values @ self.weights_vec
+        user_values = None
+        if self.user_rules:  # compositions as before the action, like the built-in rules
+            user_values = evaluate_user_rules(
+                self.user_rules, self.compositions, self.beat, action, self.tables.key
+            )
+            extra = user_values @ self.user_weights
+            music = music + extra
+            if self.reward_mode in ("music_theory_all", "music_theory_only"):
+                reward = reward + self.reward_scaler * extra
         rows = np.arange(self.batch_size)
         self.compositions[rows, self.beat] = action
         self.beat += 1
@@ -401,4 +419,4 @@ class CompositionEnv:
         finished = self.compositions[done].copy() if done.any() else self.compositions[:0]
         if done.any():
             self.reset(done)
-        return StepOutcome(reward, log_p, music, self._eval, done, finished)
+        return StepOutcome(reward, log_p, music, self._eval, done, finished, user_values)

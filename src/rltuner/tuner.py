@@ -85,6 +85,7 @@ class TunerConfig:
     final_compositions: int = 1000  # compositions for the Table-1 statistics at the end
     num_samples: int = 10  # MIDI samples written at the end
     weights: dict[str, float] = field(default_factory=dict)  # rule weights (default all 1)
+    rules: list[str] = field(default_factory=list)  # user rules (file.py:function / entry point)
     seed: int = 0
     device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
@@ -108,10 +109,13 @@ class TunerConfig:
             )
         if self.priming == "single_midi" and not self.primer:
             raise RltunerError("priming 'single_midi' needs --primer FILE.mid")
-        unknown = set(self.weights) - set(RULE_NAMES)
-        if unknown:
+        from rltuner.plugins import installed_rule_names, rule_name
+
+        unknown = set(self.weights) - set(RULE_NAMES) - {rule_name(r) for r in self.rules}
+        if unknown and unknown - installed_rule_names():
             raise RltunerError(
                 f"unknown rule(s) in weights: {sorted(unknown)}; valid: {', '.join(RULE_NAMES)}"
+                " or a user rule (--rule)"
             )
         for name in (
             "steps",
@@ -175,6 +179,9 @@ class RLTuner:
             note_rnn = note_rnn.to(cfg.device)
         self.key = Key.parse(cfg.key)
         self.tables = RuleTables.from_key(self.key, cfg.num_notes)
+        from rltuner.plugins import load_rules
+
+        self.user_rules = load_rules(cfg.rules, cfg.weights)
         self.reward_rnn = note_rnn
         self.rng = np.random.default_rng(cfg.seed)
         self.learner = Learner(
@@ -220,6 +227,7 @@ class RLTuner:
             reward_mode=cfg.effective_reward_mode,
             reward_scaler=cfg.reward_scaler,
             weights=cfg.weights or None,
+            user_rules=self.user_rules,
         )
 
     @property
@@ -360,7 +368,10 @@ class RLTuner:
                     k = int(self.pending_updates)
                     self.pending_updates -= k
                     idx = memory.sample_indices(self.rng, k, cfg.minibatch_size)
-                    window.add_updates(learner.update(memory, idx))
+                    stats = learner.update(memory, idx)
+                    if not np.isfinite(stats.loss).all():
+                        self._diverged(run, "the TD loss")
+                    window.add_updates(stats)
                 if bar is not None:
                     bar.update(b)
                     if window.n_steps and (self.step // b) % 50 == 0:
@@ -371,6 +382,8 @@ class RLTuner:
                         window, time.perf_counter() - t0, self.step - steps_at_start
                     )
                     window = _Window()
+                    if not np.isfinite(learner.q.theta).all():
+                        self._diverged(run, "the Q-network weights")
                     if run is not None:
                         self._append_log(run, row)
                         self.save_checkpoint(run)
@@ -394,6 +407,17 @@ class RLTuner:
         if self.step >= cfg.steps and run is not None and not interrupted:
             result.update(self.finish(run))
         return result
+
+    def _diverged(self, run: Path | None, what: str) -> None:
+        kept = (
+            f"the last good checkpoint is kept in {run / 'checkpoint'}"
+            if run is not None and (run / "checkpoint" / "state.safetensors").exists()
+            else "no checkpoint was written"
+        )
+        raise RltunerError(
+            f"training diverged at step {self.step:,}: {what} became NaN or infinite "
+            f"(try a lower --learning-rate or --reward-scaler); {kept}"
+        )
 
     def _evaluate_window(
         self, window: _Window, elapsed: float, steps_done: int
@@ -428,6 +452,12 @@ class RLTuner:
         cfg_path = run / "config.json"
         if not cfg_path.exists():
             atomic_write_text(cfg_path, json.dumps(self.config.to_dict(), indent=2) + "\n")
+        toml_path = run / "config.toml"  # `rltuner tune --config RUN/config.toml` repeats the run
+        if not toml_path.exists():
+            import tomli_w
+
+            d = {k: v for k, v in self.config.to_dict().items() if v is not None}
+            atomic_write_text(toml_path, tomli_w.dumps(d))
 
     def _append_log(self, run: Path, row: dict[str, float]) -> None:
         with open(run / "metrics.jsonl", "a") as f:
@@ -491,7 +521,13 @@ class RLTuner:
             "config": self.config.to_dict(),
             "history": self.history,
         }
-        save_arrays(d / "state.safetensors", arrays, meta)
+        try:
+            save_arrays(d / "state.safetensors", arrays, meta)
+        except OSError as e:  # e.g. a full disk: the atomic write left the old checkpoint whole
+            raise RltunerError(
+                f"{d / 'state.safetensors'}: cannot write the checkpoint ({e.strerror or e}); "
+                "the previous checkpoint, if any, is intact"
+            ) from None
         return d
 
     @classmethod
@@ -507,7 +543,16 @@ class RLTuner:
         if meta.get("kind") != "rltuner_run":
             raise RltunerError(f"{path}: not an rltuner run checkpoint")
         cfg_dict = dict(meta["config"])
+        # user rules run code, so they are never taken from a checkpoint: the caller names them
+        saved_rules = list(cfg_dict.pop("rules", []))
         cfg_dict.update(config_overrides or {})
+        given = list(cfg_dict.get("rules", []))
+        if saved_rules and not given:
+            raise RltunerError(
+                f"{run}: this run used user rules ({', '.join(saved_rules)}); rules are never "
+                "loaded from a checkpoint, so pass them again: "
+                + " ".join(f"--rule {r}" for r in saved_rules)
+            )
         tuner = cls(TunerConfig.from_dict(cfg_dict))
         sub = lambda p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)}  # noqa: E731
         tuner.learner.load_state_dict(sub("learner/"))
