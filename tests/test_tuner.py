@@ -12,7 +12,7 @@ from rltuner.tuner import RLTuner, TunerConfig
 def _cfg(path, **kw):
     base = dict(note_rnn=str(path), steps=4800, eval_every=1600, exploration_period=1600,
                 memory_size=4000, num_envs=16, eval_compositions=16, final_compositions=64,
-                num_samples=2, seed=3)
+                num_samples=2, seed=3, report=False)
     base.update(kw)
     return TunerConfig(**base)
 

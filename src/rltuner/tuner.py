@@ -89,6 +89,7 @@ class TunerConfig:
     seed: int = 0
     device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
+    report: bool = True  # write report.html (HTML report with audio) at the end of the run
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -478,10 +479,13 @@ class RLTuner:
         comps = self.generate(cfg.num_samples)
         for i, m in enumerate(comps):
             write_midi(m.astype(np.int64), samples / f"sample_{i:03d}.mid")
-        from rltuner.report import plot_training
+        from rltuner.report import plot_training, write_report
 
         plot_training(self.history, run / "plots")
-        return {"stats": stats}
+        out: dict[str, Any] = {"stats": stats}
+        if cfg.report:
+            out["report"] = str(write_report(run, n_samples=4, compositions=1000, synth="builtin"))
+        return out
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tuned Q-network as a Note RNN checkpoint (loadable by
