@@ -62,6 +62,7 @@ class DataBuildConfig:
     input_dir: str = ""  # folder to scan (recursively)
     out: str = "dataset.npz"  # dataset file to write
     workers: int = 1  # parallel worker processes
+    key: str = "C major"  # transpose major melodies to this key's major, minor ones to its minor
 
 
 @dataclass
@@ -148,8 +149,8 @@ def add_dataclass_args(
         tp = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else None
         h = helps.get(f.name, "")
-        if f.name in positional:
-            parser.add_argument(f.name, type=tp, help=h)
+        if f.name in positional:  # optional here: a config file may give it
+            parser.add_argument(f.name, type=tp, help=h, nargs="?", default=argparse.SUPPRESS)
             continue
         flags = [f"--{f.name.replace('_', '-')}"] + ([aliases[f.name]] if f.name in aliases else [])
         if tp is bool:
@@ -205,11 +206,49 @@ def _load_config_file(path: str | None) -> dict[str, Any]:
     return _read_toml(path)
 
 
-def _print_config(cfg: Any) -> None:
+def _print_config(*cfgs: Any, extra: dict[str, Any] | None = None) -> None:
     import tomli_w
 
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    d = {k: v for c in cfgs for k, v in dataclasses.asdict(c).items() if v is not None}
+    d.update(extra or {})
     sys.stdout.write(tomli_w.dumps(d))
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML (or JSON) config; flags override it")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the effective config and exit"
+    )
+
+
+def _configs(args: argparse.Namespace, *classes: type, extra: tuple[str, ...] = ()) -> list[Any]:
+    """One config per dataclass from ``--config FILE`` (keys split by field name) overridden by
+    the flags. Keys of ``extra`` are allowed in the file and handled by the caller."""
+    base = _load_config_file(getattr(args, "config", None))
+    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    unknown = set(base) - set().union(*names) - set(extra)
+    if unknown:
+        raise RltunerError(f"{args.config}: unknown option(s) {sorted(unknown)}")
+    out = []
+    for cls, nm in zip(classes, names, strict=True):
+        try:
+            out.append(_config_from_args(cls, args, {k: v for k, v in base.items() if k in nm}))
+        except TypeError as e:
+            raise RltunerError(f"{args.config or 'config'}: {e}") from None
+    return out
+
+
+def _parse_weights(items: list[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise RltunerError(f"--weight {item!r}: expected NAME=NUMBER, e.g. autocorrelation=0")
+    return out
 
 
 # ---------------------------------------------------------------------- commands
@@ -218,13 +257,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if args.resume:
         run = Path(args.resume)
-        overrides = {}
+        overrides: dict[str, Any] = {}
         if hasattr(args, "steps"):
             overrides["steps"] = args.steps
+        if getattr(args, "rules", None):
+            overrides["rules"] = args.rules
         tuner = RLTuner.load(run, overrides)
         print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
     else:
         base = _load_config_file(args.config)
+        base["weights"] = {**base.get("weights", {}), **_parse_weights(args.weight)}
+        rules = list(base.get("rules", []))
+        rules += [r for r in getattr(args, "rules", None) or () if r not in rules]
+        base["rules"] = rules
+        unknown = set(base) - {f.name for f in dataclasses.fields(TunerConfig)}
+        if unknown:
+            raise RltunerError(f"{args.config}: unknown option(s) {sorted(unknown)}")
         cfg = _config_from_args(TunerConfig, args, base)
         if args.print_config:
             _print_config(cfg)
@@ -271,7 +319,10 @@ def _resolve_model(model: str | None) -> str | None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from rltuner.generate import generate
 
-    cfg = _config_from_args(GenerateConfig, args)
+    (cfg,) = _configs(args, GenerateConfig)
+    if args.print_config:
+        _print_config(cfg)
+        return 0
     res = generate(
         _resolve_model(cfg.model),
         cfg.out,
@@ -313,14 +364,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rltuner.encoding import Key
     from rltuner.evaluate import evaluate_models
 
-    cfg = _config_from_args(EvaluateConfig, args)
+    (cfg,) = _configs(args, EvaluateConfig, extra=("models",))
+    models = args.models or list(_load_config_file(args.config).get("models", []))
+    if args.print_config:
+        _print_config(cfg, extra={"models": models} if models else None)
+        return 0
+    if not models:
+        raise RltunerError("evaluate needs at least one MODEL (or models = [...] in --config)")
     if cfg.compositions < 1:
         raise RltunerError(f"--compositions must be at least 1, got {cfg.compositions}")
     try:
         key = Key.parse(cfg.key)
     except ValueError as e:
         raise RltunerError(str(e)) from None
-    comp = evaluate_models(args.models, compositions=cfg.compositions, seed=cfg.seed, key=key,
+    comp = evaluate_models(models, compositions=cfg.compositions, seed=cfg.seed, key=key,
                            num_notes=cfg.num_notes, batch=cfg.batch,
                            workers=cfg.workers or None, progress=not args.quiet)  # fmt: skip
     print(comp.to_markdown())
@@ -362,12 +419,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     from rltuner.corpus import build_dataset
+    from rltuner.encoding import Key
 
-    cfg = _config_from_args(DataBuildConfig, args)
+    (cfg,) = _configs(args, DataBuildConfig)
+    if args.print_config:
+        _print_config(cfg)
+        return 0
+    if not cfg.input_dir:
+        raise RltunerError("data build needs INPUT_DIR (or input_dir = \"...\" in --config)")
+    try:
+        key = Key.parse(cfg.key)
+    except ValueError as e:
+        raise RltunerError(str(e)) from None
     src = Path(cfg.input_dir)
     if not src.is_dir():
         raise RltunerError(f"{src}: no such folder")
-    dataset, summary = build_dataset(src, progress=not args.quiet, workers=cfg.workers)
+    dataset, summary = build_dataset(
+        src, progress=not args.quiet, workers=cfg.workers, target_key=key
+    )
     print(summary.format())
     if len(dataset) == 0:
         raise RltunerError(f"{src}: no melody could be extracted; nothing written")
@@ -380,8 +449,10 @@ def cmd_note_rnn_train(args: argparse.Namespace) -> int:
     from rltuner.corpus import Dataset, load_bundled
     from rltuner.note_rnn import NoteRNNConfig, TrainConfig, train_note_rnn
 
-    cli = _config_from_args(NoteRNNTrainCLIConfig, args)
-    train_cfg = _config_from_args(TrainConfig, args)
+    cli, train_cfg = _configs(args, NoteRNNTrainCLIConfig, TrainConfig)
+    if args.print_config:
+        _print_config(cli, train_cfg)
+        return 0
     try:
         sizes = tuple(int(x) for x in cli.layer_sizes.split(",") if x.strip())
     except ValueError:
@@ -447,10 +518,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument(
         "--wav", action="store_true", help="also write a WAV next to each sample MIDI at the end"
     )
-    add_dataclass_args(t, TunerConfig, skip=("weights",))
+    t.add_argument(
+        "--rule", action="append", dest="rules", default=None, metavar="FILE.py:FUNC",
+        help="add a user reward rule (path/to/file.py:function, or an installed rule's name); "
+        "repeatable; see rltuner.plugins",
+    )  # fmt: skip
+    t.add_argument(
+        "--weight", action="append", default=None, metavar="NAME=W",
+        help="weight of a rule (built-in or user; 0 turns it off); repeatable",
+    )  # fmt: skip
+    add_dataclass_args(t, TunerConfig, skip=("weights", "rules"))
     t.set_defaults(func=cmd_tune)
 
     g = sub.add_parser("generate", parents=[common], help="sample melodies to MIDI + piano roll")
+    _add_config_options(g)
     add_dataclass_args(g, GenerateConfig, aliases={"n": "-n"})
     g.set_defaults(func=cmd_generate)
 
@@ -462,7 +543,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "standard errors, the paper's columns, and extra statistics). MODEL: a Note RNN or "
         "tuned checkpoint, a run directory, 'bundled', or NAME=PATH to label it.",
     )
-    ev.add_argument("models", nargs="+", metavar="MODEL", help="models to evaluate")
+    ev.add_argument("models", nargs="*", metavar="MODEL", help="models to evaluate")
+    _add_config_options(ev)
     add_dataclass_args(ev, EvaluateConfig)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -487,12 +569,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     db = dsub.add_parser(
         "build", parents=[common], help="build a dataset from a folder of MIDI/ABC/MusicXML"
     )
+    _add_config_options(db)
     add_dataclass_args(db, DataBuildConfig, positional=("input_dir",))
     db.set_defaults(func=cmd_data_build)
 
     n = sub.add_parser("note-rnn", help="Note RNN training")
     nsub = n.add_subparsers(dest="note_rnn_command", required=True)
     nt = nsub.add_parser("train", parents=[common], help="train a Note RNN (paper recipe)")
+    _add_config_options(nt)
     add_dataclass_args(nt, NoteRNNTrainCLIConfig)
     if argv is None or "note-rnn" in argv:
         from rltuner.note_rnn import TrainConfig

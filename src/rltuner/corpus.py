@@ -498,6 +498,7 @@ def build_dataset_from_files(
     min_bars: float = 2.0,
     min_unique_pitches: int = 3,
     gap_bars: float | None = 1.0,
+    target_key: Key | None = None,
 ) -> tuple[Dataset, BuildSummary]:
     """Build a dataset from explicit files (sources are recorded relative to ``root``).
 
@@ -557,6 +558,7 @@ def build_dataset_from_files(
                     min_bars=min_bars,
                     min_unique_pitches=min_unique_pitches,
                     gap_bars=gap_bars,
+                    target_key=target_key,
                 )
                 file_drops.update(ex.dropped)
                 label = (
@@ -616,10 +618,12 @@ def build_dataset(
     min_bars: float = 2.0,
     min_unique_pitches: int = 3,
     gap_bars: float | None = 1.0,
+    target_key: Key | None = None,
 ) -> tuple[Dataset, BuildSummary]:
     """Build a dataset from every MIDI/ABC/MusicXML file under ``input_dir`` (recursive).
 
-    Options as in :func:`build_dataset_from_files` and :func:`rltuner.midi_io.read_midi`.
+    Options as in :func:`build_dataset_from_files` and :func:`rltuner.midi_io.read_midi`;
+    ``target_key`` as in :func:`rltuner.midi_io.melodies_from_track` (default C major).
     Raises ``RltunerError`` when the folder is missing or holds no supported file.
     """
     root = Path(input_dir)
@@ -642,4 +646,5 @@ def build_dataset(
         min_bars=min_bars,
         min_unique_pitches=min_unique_pitches,
         gap_bars=gap_bars,
+        target_key=target_key,
     )

@@ -188,11 +188,14 @@ def melodies_from_track(
     min_bars: float = 2.0,
     min_unique_pitches: int = 3,
     gap_bars: float | None = 1.0,
+    target_key: Key | None = None,
 ) -> Extraction:
     """Monophonic reduction, gap splitting, filtering, transposition and encoding of one track.
 
     ``gap_bars=None`` never splits; ``min_bars=0`` and ``min_unique_pitches=0`` keep every
     fragment. With ``transpose=False`` melodies keep their key and are only octave-shifted.
+    ``target_key`` (default C major): major melodies move to its major key, minor ones to its
+    minor key (the relative minor of a major target, the relative major of a minor one).
     """
     if key_mode not in KEY_MODES:
         raise ValueError(f"key_mode must be one of {KEY_MODES}, got {key_mode!r}")
@@ -217,7 +220,11 @@ def melodies_from_track(
     starts = np.r_[0, cuts]
     stops = np.r_[cuts, pitch.size]
     key_steps = np.array([s for s, _ in track.key_changes], dtype=np.int64)
-    target_major, kept = Key(0, "major"), []
+    target_key = target_key or Key(0, "major")
+    shift_to_minor = 9 if target_key.mode == "major" else 0
+    target_major = Key((target_key.tonic + shift_to_minor + 3) % 12, "major")
+    target_minor = Key((target_key.tonic + shift_to_minor) % 12, "minor")
+    kept = []
     for a, b in zip(starts, stops, strict=True):
         p, o, e = pitch[a:b], onset[a:b], end[a:b]
         length = int(e[-1] - o[0])
@@ -233,7 +240,7 @@ def melodies_from_track(
             notated = track.key_changes[idx][1]
         key = _choose_key(p, e - o, notated, key_mode)
         shift = (
-            key.transposition_to(target_major if key.mode == "major" else A_MINOR)
+            key.transposition_to(target_major if key.mode == "major" else target_minor)
             if transpose
             else 0
         )
