@@ -266,10 +266,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
     else:
         base = _load_config_file(args.config)
-        base["weights"] = {**base.get("weights", {}), **_parse_weights(args.weight)}
+        base["weights"] = {**base.get("weights", {}), **_parse_weights(getattr(args, "weight", None))}
         rules = list(base.get("rules", []))
         rules += [r for r in getattr(args, "rules", None) or () if r not in rules]
         base["rules"] = rules
+        if hasattr(args, "rules"):
+            del args.rules  # merged into base above
         unknown = set(base) - {f.name for f in dataclasses.fields(TunerConfig)}
         if unknown:
             raise RltunerError(f"{args.config}: unknown option(s) {sorted(unknown)}")
@@ -519,12 +521,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--wav", action="store_true", help="also write a WAV next to each sample MIDI at the end"
     )
     t.add_argument(
-        "--rule", action="append", dest="rules", default=None, metavar="FILE.py:FUNC",
+        "--rule", action="append", dest="rules", default=argparse.SUPPRESS, metavar="FILE.py:FUNC",
         help="add a user reward rule (path/to/file.py:function, or an installed rule's name); "
         "repeatable; see rltuner.plugins",
     )  # fmt: skip
     t.add_argument(
-        "--weight", action="append", default=None, metavar="NAME=W",
+        "--weight", action="append", default=argparse.SUPPRESS, metavar="NAME=W",
         help="weight of a rule (built-in or user; 0 turns it off); repeatable",
     )  # fmt: skip
     add_dataclass_args(t, TunerConfig, skip=("weights", "rules"))
