@@ -386,7 +386,13 @@ class RLTuner:
                     if not np.isfinite(learner.q.theta).all():
                         self._diverged(run, "the Q-network weights")
                     if run is not None:
-                        self._append_log(run, row)
+                        try:
+                            self._append_log(run, row)
+                        except OSError as e:  # e.g. a full disk
+                            raise RltunerError(
+                                f"{run}: cannot write the training log ({e.strerror or e}); "
+                                "the last checkpoint is intact"
+                            ) from None
                         self.save_checkpoint(run)
         finally:
             if bar is not None:
@@ -580,7 +586,10 @@ class RLTuner:
         # keep the log consistent with the checkpoint: drop rows written after it
         log = run / "metrics.jsonl"
         if log.exists():
-            rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+            rows = []
+            for x in log.read_text().splitlines():
+                with contextlib.suppress(json.JSONDecodeError):  # a line torn by a kill
+                    rows.append(json.loads(x))
             rows = [r for r in rows if r.get("step", 0) <= tuner.step]
             atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
         return tuner

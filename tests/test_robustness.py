@@ -1,0 +1,211 @@
+"""Fault tolerance and safe loading: SIGKILL + --resume, NaN stops, failed writes, pickles."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rltuner.checkpoint import load_arrays
+from rltuner.errors import RltunerError
+from rltuner.tuner import RLTuner, TunerConfig
+
+_TUNE_FLAGS = ["--steps", "32000", "--eval-every", "1600", "--exploration-period", "8000",
+               "--memory-size", "4000", "--num-envs", "16", "--eval-compositions", "8",
+               "--final-compositions", "32", "--num-samples", "1", "--seed", "5", "--quiet"]
+
+
+def _no_report() -> dict:
+    return {"report": False} if "report" in TunerConfig.__dataclass_fields__ else {}
+
+
+def _cfg(path, **kw):
+    base = dict(note_rnn=str(path), steps=3200, eval_every=1600, exploration_period=1600,
+                memory_size=4000, num_envs=16, eval_compositions=8, final_compositions=32,
+                num_samples=1, seed=3, **_no_report())
+    base.update(kw)
+    return TunerConfig(**base)
+
+
+def _rltuner(*args: str) -> list[str]:
+    flags = ["--no-report"] if _no_report() else []
+    return [sys.executable, "-m", "rltuner.cli", *args, *flags]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tiny_note_rnn, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    base = ["tune", "--note-rnn", str(tiny_note_rnn), *_TUNE_FLAGS]
+    proc = subprocess.Popen(_rltuner(*base, "--out", str(killed)), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = killed / "checkpoint" / "state.safetensors"
+    deadline = time.monotonic() + 60
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    step_at_kill = load_arrays(state)[1]["step"]
+    assert 0 < step_at_kill < 32000
+    assert not (killed / "tuned.safetensors").exists()
+
+    resumed = subprocess.run(_rltuner("tune", "--resume", str(killed), "--quiet"), env=_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed} at step {step_at_kill:,}" in resumed.stdout
+    done = subprocess.run(_rltuner(*base, "--out", str(full)), env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    a, _ = load_arrays(full / "tuned.safetensors")
+    b, _ = load_arrays(killed / "tuned.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1600, 32001, 1600))  # no duplicated or lost log rows
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_note_rnn, tmp_path):
+    t = RLTuner(_cfg(tiny_note_rnn))
+    t.train(tmp_path, progress=False, stop_after=1600)
+    state = tmp_path / "checkpoint" / "state.safetensors"
+    good = state.read_bytes()
+    t.learner.q.theta[:5] = np.nan  # e.g. an exploding learning rate
+    with pytest.raises(RltunerError, match=r"diverged.*NaN or infinite.*last good checkpoint"):
+        t.train(tmp_path, progress=False)
+    assert state.read_bytes() == good
+    assert RLTuner.load(tmp_path).step == 1600
+
+
+def test_nan_loss_is_caught_at_the_update(tiny_note_rnn, monkeypatch):
+    from rltuner.learner import Learner, UpdateStats
+
+    def bad_update(self, memory, idx):
+        return UpdateStats(np.full(len(idx), np.inf), np.zeros(len(idx)))
+
+    monkeypatch.setattr(Learner, "update", bad_update)
+    with pytest.raises(RltunerError, match="TD loss became NaN or infinite.*no checkpoint"):
+        RLTuner(_cfg(tiny_note_rnn)).train(None, progress=False)
+
+
+def test_unwritable_run_dir_fails_before_training(tiny_note_rnn, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    t = RLTuner(_cfg(tiny_note_rnn))
+    with pytest.raises(RltunerError, match="cannot write the run directory"):
+        t.train(blocker / "run", progress=False)
+    assert t.step == 0
+    r = subprocess.run(_rltuner("tune", "--note-rnn", str(tiny_note_rnn), "--steps", "320",
+                                "--out", str(blocker / "run")),
+                       env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "cannot write the run directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_failed_checkpoint_write_leaves_the_previous_one_intact(tiny_note_rnn, tmp_path,
+                                                                 monkeypatch):
+    t = RLTuner(_cfg(tiny_note_rnn))
+    t.train(tmp_path, progress=False, stop_after=1600)
+    ckpt = tmp_path / "checkpoint"
+    good = (ckpt / "state.safetensors").read_bytes()
+
+    real_write = Path.write_bytes
+
+    def disk_full(self, data):  # checkpoint: half the bytes land, then the disk is full
+        if self.parent.name != "checkpoint":
+            return real_write(self, data)
+        real_write(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(RltunerError, match="cannot write the checkpoint.*No space left.*intact"):
+        t.train(tmp_path, progress=False)
+    monkeypatch.undo()
+    assert (ckpt / "state.safetensors").read_bytes() == good
+    assert sorted(p.name for p in ckpt.iterdir()) == ["state.safetensors"]  # no temp file left
+    assert RLTuner.load(tmp_path).step == 1600
+
+
+def test_full_disk_while_logging_is_a_clear_error(tiny_note_rnn, tmp_path, monkeypatch):
+    import rltuner.tuner as tuner_mod
+
+    def disk_full(path, text):
+        raise OSError(28, "No space left on device")
+
+    t = RLTuner(_cfg(tiny_note_rnn))
+    monkeypatch.setattr(tuner_mod, "_write_csv", lambda path, rows: disk_full(path, ""))
+    with pytest.raises(RltunerError, match="cannot write the training log.*No space left"):
+        t.train(tmp_path, progress=False)
+
+
+def test_resume_tolerates_a_log_line_torn_by_a_kill(tiny_note_rnn, tmp_path):
+    RLTuner(_cfg(tiny_note_rnn)).train(tmp_path, progress=False, stop_after=1600)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3200, "train/tot')
+    t = RLTuner.load(tmp_path)
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [1600] and t.step == 1600
+
+
+# ---------------------------------------------------------------------- safe loading
+class _CreatesMarker:
+    """Unpickling this calls open(marker, "w"): proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_object_array_in_a_dataset_is_refused(tmp_path):
+    from rltuner.corpus import Dataset
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "dataset.npz"
+    arr = np.empty(1, dtype=object)
+    arr[0] = _CreatesMarker(marker)
+    np.savez(evil, format=np.array("rltuner-melody-dataset"), steps=arr)
+    with pytest.raises(RltunerError, match="dataset.npz"):
+        Dataset.load(evil)
+    assert not marker.exists()
+    # a bare pickle named .npz is refused too
+    (tmp_path / "bare.npz").write_bytes(pickle.dumps(_CreatesMarker(marker)))
+    with pytest.raises(RltunerError, match="bare.npz"):
+        Dataset.load(tmp_path / "bare.npz")
+    assert not marker.exists()
+
+
+def test_pickle_named_safetensors_is_refused(tmp_path, tiny_note_rnn):
+    from rltuner.env import load_network
+
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"state_dict": _CreatesMarker(marker)})
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(payload)
+    with pytest.raises(RltunerError, match="model.safetensors: not a valid"):
+        load_network(model)
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.safetensors").write_bytes(payload)
+    with pytest.raises(RltunerError, match="not a valid run checkpoint"):
+        RLTuner.load(run)
+    try:  # the torch loader (generate, note-rnn) goes through the same safetensors reader
+        from rltuner.note_rnn import load_note_rnn
+    except ImportError:
+        load_note_rnn = None
+    if load_note_rnn is not None:
+        with pytest.raises(RltunerError):
+            load_note_rnn(model)
+    assert not marker.exists()
