@@ -35,6 +35,12 @@ __all__ = [
 ]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
@@ -49,6 +55,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -78,11 +85,13 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
                 metadata: dict[str, Any] | None = None) -> None:
     """numpy twin of :func:`save_tensors` (same file format; no torch needed)."""
-    from safetensors.numpy import save
+    from safetensors.numpy import save_file
 
     meta = {"rltuner": json.dumps(metadata or {})}
     flat = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    atomic_write_bytes(path, save(flat, metadata=meta))
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        # streamed to disk: building the file in memory first doubled a run's peak memory
+        save_file(flat, str(tmp), metadata=meta)
 
 
 def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -412,6 +412,9 @@ class RLTuner:
             "seconds": time.perf_counter() - t0,
         }
         if self.step >= cfg.steps and run is not None and not interrupted:
+            # the replay (~160 MB) is in the checkpoint already: free it before the end-of-run
+            # evaluation, plots and report so they do not add to the run's peak memory
+            self._memory = None
             result.update(self.finish(run))
         return result
 
@@ -485,13 +488,28 @@ class RLTuner:
         comps = self.generate(cfg.num_samples)
         for i, m in enumerate(comps):
             write_midi(m.astype(np.int64), samples / f"sample_{i:03d}.mid")
-        from rltuner.report import plot_training, write_report
+        from rltuner.report import plot_training
 
         plot_training(self.history, run / "plots")
         out: dict[str, Any] = {"stats": stats}
         if cfg.report:
-            out["report"] = str(write_report(run, n_samples=4, compositions=1000, synth="builtin"))
+            out["report"] = self._write_report(run)
         return out
+
+    @staticmethod
+    def _write_report(run: Path) -> str | None:
+        """``rltuner report`` in a child process: its evaluation kernels and audio rendering
+        (~130 MB) then never add to the training process's peak memory, and a failure there
+        cannot lose the run's other outputs."""
+        import subprocess
+
+        cmd = [sys.executable, "-m", "rltuner.cli", "report", str(run), "--samples", "4",
+               "--compositions", "1000", "--synth", "builtin", "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"warning: the HTML report failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+            return None
+        return str(run / "report.html")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tuned Q-network as a Note RNN checkpoint (loadable by
