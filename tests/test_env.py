@@ -38,7 +38,8 @@ def test_env_rewards_match_reference(tiny_note_rnn):
 
 def test_random_note_priming_draws_all_classes(tiny_note_rnn):
     net, _ = load_network(tiny_note_rnn)
-    state, obs = Priming("random_note", net).draw(5000, np.random.default_rng(0))
+    state, obs, row = Priming("random_note", net).draw(5000, np.random.default_rng(0))
+    assert (row == 0).all()
     assert not state.any()
     assert set(obs.tolist()) == set(range(38))
 
@@ -53,5 +54,6 @@ def test_midi_priming_uses_state_at_melody_end(tiny_note_rnn):
     np.testing.assert_allclose(states[1], st[0], atol=1e-6)
     assert notes[1] == logits.argmax()
     pr = Priming("single_midi", net, melodies)
-    s, o = pr.draw(3, np.random.default_rng(0))
+    s, o, row = pr.draw(3, np.random.default_rng(0))
+    assert (row == 0).all() and np.allclose(pr.table[0], states[0])
     assert (o == notes[0]).all() and np.allclose(s, states[0])

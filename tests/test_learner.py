@@ -66,25 +66,49 @@ def test_linear_epsilon_schedule():
 
 
 def test_replay_wraps_and_samples_without_duplicates():
-    mem = ReplayMemory(10, state_size=4, store_reward_state=False)
+    mem = ReplayMemory(10, state_size=4, store_reward_state=False, stride=4,
+                       prime_states=np.zeros((1, 4), np.float32))
     for i in range(3):
-        n = 4
-        obs = np.full(n, i, dtype=np.int64)
-        st = np.full((n, 4), float(i), dtype=np.float32)
-        mem.add(obs, st, obs, obs.astype(np.float32), st, None)
+        obs = np.full(4, i, dtype=np.int64)
+        st = np.full((4, 4), float(i), dtype=np.float32)
+        mem.add(obs, np.full(4, -1), obs, obs.astype(np.float32), st, None)
     assert mem.size == 10 and mem.pos == 2
-    # the 2 oldest rows were overwritten by the third batch
+    # the 2 oldest rows were overwritten by the third block
     assert mem.obs.tolist() == [2, 2, 0, 0, 1, 1, 1, 1, 2, 2]
-    idx = mem.sample_indices(np.random.default_rng(0), 200, 8)
-    assert idx.shape == (200, 8) and idx.min() >= 0 and idx.max() < 10
-    assert all(np.unique(r).size == 8 for r in idx)
-    big = ReplayMemory(1000, 4, False)
+    assert mem.num_sampleable == 6  # the oldest `stride` rows (2..5) lost their predecessor
+    idx = mem.sample_indices(np.random.default_rng(0), 300, 6)
+    assert set(np.unique(idx)) == {6, 7, 8, 9, 0, 1}
+    assert all(np.unique(r).size == 6 for r in idx)
+    big = ReplayMemory(1000, 4, False, stride=8, prime_states=np.zeros((1, 4), np.float32))
     big.size = 1000
     idx = big.sample_indices(np.random.default_rng(1), 500, 32)
     assert all(np.unique(r).size == 32 for r in idx)
-    # roughly uniform
     counts = np.bincount(idx.ravel(), minlength=1000)
-    assert counts.min() > 0
+    assert (counts[big.pos : big.pos + 8] == 0).all() and (counts > 0).sum() > 900
+
+
+def test_replay_reconstructs_states_before_each_transition():
+    """q_state(row) is the stored state after the same composition's previous step, or the
+    primed state for a composition's first step, also after the ring wraps."""
+    rng = np.random.default_rng(0)
+    b, s = 3, 2
+    table = rng.standard_normal((5, s)).astype(np.float32)
+    mem = ReplayMemory(14, s, False, stride=b, prime_states=table)
+    state = table[[1, 2, 3]].copy()
+    prime = np.array([1, 2, 3])
+    truth = {}
+    for t in range(12):
+        nxt = rng.standard_normal((b, s)).astype(np.float32)
+        rows = (np.arange(b) + mem.pos) % mem.capacity
+        mem.add(np.zeros(b, np.int64), prime, np.zeros(b, np.int64), np.zeros(b), nxt, None)
+        for k, r in enumerate(rows):
+            truth[int(r)] = state[k].copy()
+        state, prime = nxt, np.full(b, -1)
+        if t % 4 == 3:  # compositions restart every 4 steps, from table rows 0, 4, 2
+            state, prime = table[[0, 4, 2]].copy(), np.array([0, 4, 2])
+    valid = mem.sample_indices(rng, 50, mem.num_sampleable)
+    for r in np.unique(valid):
+        np.testing.assert_array_equal(mem.q_state(np.array([r]))[0], truth[int(r)])
 
 
 def test_soft_target_update_arithmetic():
@@ -96,10 +120,11 @@ def test_soft_target_update_arithmetic():
     learner = Learner(q, q.copy(), LearnerHyper(learning_rate=0.0, target_update_rate=0.01))
     learner.target.theta[...] = 0.0
     theta0 = q.theta.copy()
-    mem = ReplayMemory(64, lay.state_size, False)
+    mem = ReplayMemory(128, lay.state_size, False, stride=64,
+                       prime_states=np.zeros((1, lay.state_size), np.float32))
     z = np.zeros(64, dtype=np.int64)
     s = np.zeros((64, lay.state_size), np.float32)
-    mem.add(z, s, z, z.astype(np.float32), s, None)
+    mem.add(z, z, z, z.astype(np.float32), s, None)
     learner.update(mem, mem.sample_indices(rng, 5, 32))
     np.testing.assert_allclose(q.theta, theta0)
     np.testing.assert_allclose(learner.target.theta, theta0 * (1 - 0.99**5), rtol=1e-5, atol=1e-7)

@@ -116,9 +116,11 @@ def test_update_matches_torch_autograd(sizes, algo):
 
     mm, vv, st = np.zeros(p, np.float32), np.zeros(p, np.float32), np.zeros(1, np.int64)
     out_loss, out_t = np.zeros(3), np.zeros(3)
+    # every row's before-state comes from the priming table (prime[r] = r)
+    prime = np.arange(m, dtype=np.int32)
     update_many(theta, target, mm, vv, st, rtheta, lay.lmeta, lay.ometa, lay.clip_groups, obs, act,
-                rew, qs, nqs, nrs, idx, algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0, 0.01,
-                out_loss, out_t)  # fmt: skip
+                rew, prime, qs, 1, nqs, nrs, idx, algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0,
+                0.01, out_loss, out_t)  # fmt: skip
     np.testing.assert_allclose(out_loss, losses, rtol=1e-4)
     np.testing.assert_allclose(theta, th.detach().numpy(), atol=2e-6)
     np.testing.assert_allclose(target, tg.numpy(), atol=2e-6)

@@ -214,15 +214,24 @@ class Priming:
                 melodies = [melodies[i] for i in np.sort(pick)]
             self.states, self.notes = prime_states(note_rnn, melodies)
 
-    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(state (n, S) float32, first observation (n,) int64)``."""
+    @property
+    def table(self) -> np.ndarray:
+        """``(P, S)`` the primed states compositions start from (one zero row for
+        ``random_note``); :meth:`draw`'s indices point into it."""
+        if self.states is None:
+            return np.zeros((1, self.state_size), dtype=np.float32)
+        return self.states
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(state (n, S) float32, first observation (n,) int64, table row (n,) int32)``."""
         if self.states is None:
             return (
                 np.zeros((n, self.state_size), dtype=np.float32),
                 rng.integers(0, NUM_CLASSES, n),
+                np.zeros(n, dtype=np.int32),
             )
         i = rng.integers(0, self.states.shape[0], n)
-        return self.states[i].copy(), self.notes[i].copy()
+        return self.states[i].copy(), self.notes[i].copy(), i.astype(np.int32)
 
 
 def prime_states(
@@ -313,6 +322,7 @@ class CompositionEnv:
         s = reward_rnn.layout.state_size
         self.compositions = np.zeros((b, n), dtype=np.int8)
         self.beat = np.zeros(b, dtype=np.int64)
+        self.prime_index = np.zeros(b, dtype=np.int32)  # priming-table row of each composition
         self.obs = np.zeros(b, dtype=np.int64)
         self.q_state = np.zeros((b, s), dtype=np.float32)
         self.r_state = np.zeros((b, s), dtype=np.float32)
@@ -327,6 +337,7 @@ class CompositionEnv:
         return {
             "compositions": self.compositions,
             "beat": self.beat,
+            "prime_index": self.prime_index,
             "obs": self.obs,
             "q_state": self.q_state,
             "r_state": self.r_state,
@@ -341,6 +352,7 @@ class CompositionEnv:
         for k in (
             "compositions",
             "beat",
+            "prime_index",
             "obs",
             "q_state",
             "r_state",
@@ -365,7 +377,8 @@ class CompositionEnv:
         )
         if idx.size == 0:
             return
-        state, obs = self.priming.draw(idx.size, self.rng)
+        state, obs, row = self.priming.draw(idx.size, self.rng)
+        self.prime_index[idx] = row
         self.q_state[idx] = state
         self.r_state[idx] = state
         self.obs[idx] = obs

@@ -431,7 +431,9 @@ def update_many(
     obs,
     act,
     rew,
-    qstate,
+    prime,
+    prime_states,
+    stride,
     next_qstate,
     next_rstate,
     idx,
@@ -449,16 +451,19 @@ def update_many(
 ):
     """Run ``idx.shape[0]`` minibatch updates; minibatch ``u`` uses replay rows ``idx[u]``.
 
-    Replay arrays: ``obs``/``act`` (M,) int8 (next observation = the action played),
-    ``rew`` (M,) float32, ``qstate``/``next_qstate`` (M, S) float32 (Q-network state before /
-    after consuming ``obs``), ``next_rstate`` (M, S) Reward-RNN state after ``obs`` (G only).
+    Replay arrays (see :class:`rltuner.learner.ReplayMemory`): ``obs``/``act`` (M,) int8 (next
+    observation = the action played), ``rew`` (M,) float32, ``next_qstate`` (M, S) float32
+    (Q-network state after consuming ``obs``), ``next_rstate`` (M, S) Reward-RNN state after
+    ``obs`` (G only). The state *before* ``obs`` is ``prime_states[prime[r]]`` when
+    ``prime[r] >= 0`` (first step of a composition), else ``next_qstate[(r - stride) % M]``.
     ``adam_step`` is a 1-element int64 array, incremented per update. Per update: target
     ``y = r + gamma * V(s')`` from the target network (and for G the Reward RNN at s'),
     loss ``mean((Q(s, a) - y)^2)``, gradient, clipping per tensor, Adam, then
     ``target <- target + eta * (theta - target)``. ``out_loss[u]`` / ``out_target[u]`` get the
     loss and the mean target value."""
     nupd, bm = idx.shape
-    s_size = qstate.shape[1]
+    s_size = next_qstate.shape[1]
+    cap = next_qstate.shape[0]
     g_total = 0
     h_total = 0
     for l in range(lmeta.shape[0]):
@@ -502,7 +507,11 @@ def update_many(
         _bootstrap(algo, qn, rl, vnext, qo, double_dqn)
         # online network at s
         for j in range(bm):
-            st[j, :] = qstate[idx[u, j], :]
+            r = idx[u, j]
+            if prime[r] >= 0:
+                st[j, :] = prime_states[prime[r], :]
+            else:
+                st[j, :] = next_qstate[(r - stride + cap) % cap, :]
         forward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, q, z)
         loss = 0.0
         tsum = 0.0

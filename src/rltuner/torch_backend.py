@@ -108,7 +108,7 @@ class TorchUpdater:
             obs = torch.as_tensor(memory.obs[row].astype(np.int64), device=dev)
             act = torch.as_tensor(memory.action[row].astype(np.int64), device=dev)
             rew = torch.as_tensor(memory.reward[row], device=dev)
-            st = torch.as_tensor(memory.q_state[row], device=dev)
+            st = torch.as_tensor(memory.q_state(row), device=dev)
             nst = torch.as_tensor(memory.next_q_state[row], device=dev)
             with torch.no_grad():
                 qn, _ = torch_forward(self.target.theta, self.layout, act, nst)

@@ -61,7 +61,9 @@ class TunerConfig:
     algorithm: str = "q"  # q | psi | g | pure_rl
     steps: int = 1_000_000  # environment steps (notes played) in total
     reward_mode: str = "music_theory_all"  # SPEC §5; g and pure_rl force music_theory_only
-    reward_scaler: float = 2.0  # c in L + c*r_MT: the paper's c' = 0.5 (scaler 2); 0.1 = the original script
+    reward_scaler: float = (
+        2.0  # c in L + c*r_MT: the paper's c' = 0.5 (scaler 2); 0.1 = the original script
+    )
     exploration: str = "egreedy"  # egreedy | boltzmann
     exploration_period: int = 500_000  # steps over which epsilon anneals from 1.0
     random_action_probability: float = 0.1  # final epsilon
@@ -231,6 +233,16 @@ class RLTuner:
             user_rules=self.user_rules,
         )
 
+    def _new_memory(self) -> ReplayMemory:
+        cfg = self.config
+        return ReplayMemory(
+            cfg.memory_size,
+            self.reward_rnn.layout.state_size,
+            store_reward_state=cfg.algorithm == "g",
+            stride=cfg.num_envs,
+            prime_states=self.priming.table,
+        )
+
     @property
     def q_network(self) -> Network:
         return self.learner.q
@@ -314,11 +326,7 @@ class RLTuner:
         if run is not None:
             self._prepare_run_dir(run)
         if self._memory is None:
-            self._memory = ReplayMemory(
-                cfg.memory_size,
-                self.reward_rnn.layout.state_size,
-                store_reward_state=cfg.algorithm == "g",
-            )
+            self._memory = self._new_memory()
         if self._env is None:
             self._env = self._make_env(cfg.num_envs, self.rng)
         env, memory, learner = self._env, self._memory, self.learner
@@ -352,11 +360,12 @@ class RLTuner:
                     sampled = softmax_sample(scores, self.rng)
                     greedy = action == scores.argmax(axis=1)
                     action = np.where(greedy, sampled, action)
-                obs, q_state, r_next = env.obs, env.q_state, env.r_next_state
+                obs, r_next = env.obs, env.r_next_state
+                prime = np.where(env.beat == 0, env.prime_index, -1)
                 out = env.step(action, q_next)
                 memory.add(
                     obs,
-                    q_state,
+                    prime,
                     action,
                     out.reward,
                     q_next,
@@ -503,8 +512,20 @@ class RLTuner:
         cannot lose the run's other outputs."""
         import subprocess
 
-        cmd = [sys.executable, "-m", "rltuner.cli", "report", str(run), "--samples", "4",
-               "--compositions", "1000", "--synth", "builtin", "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rltuner.cli",
+            "report",
+            str(run),
+            "--samples",
+            "4",
+            "--compositions",
+            "1000",
+            "--synth",
+            "builtin",
+            "--quiet",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"warning: the HTML report failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
@@ -595,11 +616,7 @@ class RLTuner:
         replay = sub("replay/")
         if replay:
             cfg = tuner.config
-            tuner._memory = ReplayMemory(
-                cfg.memory_size,
-                tuner.reward_rnn.layout.state_size,
-                store_reward_state=cfg.algorithm == "g",
-            )
+            tuner._memory = tuner._new_memory()
             tuner._memory.load_state_dict(replay)
         # keep the log consistent with the checkpoint: drop rows written after it
         log = run / "metrics.jsonl"
