@@ -72,8 +72,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, Any] | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, Any] | None = None,
+) -> None:
     """Write tensors + JSON metadata (stored under the ``"rltuner"`` key) atomically."""
     from safetensors.torch import save
 
@@ -82,8 +85,9 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     atomic_write_bytes(path, save(flat, metadata=meta))
 
 
-def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
-                metadata: dict[str, Any] | None = None) -> None:
+def save_arrays(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None
+) -> None:
     """numpy twin of :func:`save_tensors` (same file format; no torch needed)."""
     from safetensors.numpy import save_file
 
@@ -94,18 +98,24 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray],
         save_file(flat, str(tmp), metadata=meta)
 
 
-def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_tensors(
+    path: str | os.PathLike, what: str = "checkpoint"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a file written by :func:`save_tensors`. Raises :class:`RltunerError` with the file
     name for a missing, corrupt or foreign file."""
     return _load(path, what, "pt")
 
 
-def load_arrays(path: str | os.PathLike, what: str = "checkpoint") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def load_arrays(
+    path: str | os.PathLike, what: str = "checkpoint"
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """numpy twin of :func:`load_tensors` (no torch import)."""
     return _load(path, what, "numpy")
 
 
-def _load(path: str | os.PathLike, what: str, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _load(
+    path: str | os.PathLike, what: str, framework: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise RltunerError(f"{path}: no such {what} file")
@@ -116,7 +126,9 @@ def _load(path: str | os.PathLike, what: str, framework: str) -> tuple[dict[str,
             raw = (f.metadata() or {}).get("rltuner")
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise RltunerError(f"{path}: not a valid {what} (safetensors could not read it: {e})") from None
+        raise RltunerError(
+            f"{path}: not a valid {what} (safetensors could not read it: {e})"
+        ) from None
     if raw is None:
         raise RltunerError(f"{path}: not an rltuner {what} (no rltuner metadata in the file)")
     try:

@@ -38,9 +38,7 @@ __all__ = [
 class GenerateConfig:
     """Sample melodies from a Note RNN or a tuned model."""
 
-    model: str | None = (
-        None  # Note RNN / tuned checkpoint (.safetensors) or a run directory; default: bundled Note RNN
-    )
+    model: str | None = None  # Note RNN or tuned .safetensors, or a run dir (default: bundled)
     n: int = 10  # number of melodies
     length: int = 32  # steps (16th notes) per melody
     seed: int = 0  # random seed (same seed, same files)
@@ -266,7 +264,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
     else:
         base = _load_config_file(args.config)
-        base["weights"] = {**base.get("weights", {}), **_parse_weights(getattr(args, "weight", None))}
+        cli_weights = _parse_weights(getattr(args, "weight", None))
+        base["weights"] = {**base.get("weights", {}), **cli_weights}
         rules = list(base.get("rules", []))
         rules += [r for r in getattr(args, "rules", None) or () if r not in rules]
         base["rules"] = rules

@@ -64,7 +64,9 @@ def pitch_to_class(pitch: np.ndarray | int) -> np.ndarray:
     """MIDI pitch (48..83) -> class (2..37). Raises ``ValueError`` outside the range."""
     p = np.asarray(pitch, dtype=np.int64)
     if np.any((p < MIN_PITCH) | (p > MAX_PITCH)):
-        raise ValueError(f"pitch outside {MIN_PITCH}..{MAX_PITCH}: {p[(p < MIN_PITCH) | (p > MAX_PITCH)][:5]}")
+        raise ValueError(
+            f"pitch outside {MIN_PITCH}..{MAX_PITCH}: {p[(p < MIN_PITCH) | (p > MAX_PITCH)][:5]}"
+        )
     return p - _PITCH_OFFSET
 
 
@@ -136,7 +138,9 @@ class Key:
 
     @cached_property
     def key_classes(self) -> np.ndarray:
-        return np.concatenate([[NOTE_OFF, NO_EVENT], self._classes_with_pc(self.scale_pitch_classes)])
+        return np.concatenate(
+            [[NOTE_OFF, NO_EVENT], self._classes_with_pc(self.scale_pitch_classes)]
+        )
 
     @cached_property
     def in_key_mask(self) -> np.ndarray:

@@ -109,7 +109,7 @@ class NetLayout:
         """``(G, 2)`` [start, end) ranges clipped to norm 5 each: per layer the kernel
         ``[Wx; Wh]`` and the bias, then ``Wo`` and ``bo``."""
         out = []
-        for inp, h, owx, owh, ob, _ in self.lmeta:
+        for _, h, owx, _, ob, _ in self.lmeta:
             out.append((owx, ob))
             out.append((ob, ob + 4 * h))
         o = self.ometa

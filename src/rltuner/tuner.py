@@ -103,9 +103,8 @@ class TunerConfig:
                 f"unknown reward mode {self.reward_mode!r}; choose from {', '.join(REWARD_MODES)}"
             )
         if self.exploration not in EXPLORATION_MODES:
-            raise RltunerError(
-                f"unknown exploration {self.exploration!r}; choose from {', '.join(EXPLORATION_MODES)}"
-            )
+            valid = ", ".join(EXPLORATION_MODES)
+            raise RltunerError(f"unknown exploration {self.exploration!r}; choose from {valid}")
         if self.priming not in PRIMING_MODES:
             raise RltunerError(
                 f"unknown priming mode {self.priming!r}; choose from {', '.join(PRIMING_MODES)}"
@@ -615,7 +614,6 @@ class RLTuner:
         tuner.rng.bit_generator.state = meta["rng"]  # after the env's reset drew from it
         replay = sub("replay/")
         if replay:
-            cfg = tuner.config
             tuner._memory = tuner._new_memory()
             tuner._memory.load_state_dict(replay)
         # keep the log consistent with the checkpoint: drop rows written after it
