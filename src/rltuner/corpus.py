@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -291,10 +292,30 @@ def _track_from_music21(part: Any, name: str) -> NoteTrack | None:
     )
 
 
+_SANE_METER = re.compile(
+    r"\s*(?:C\|?|none|\d{1,2}(?:\+\d{1,2})*/(?:1|2|4|8|16|32|64))?\s*", re.IGNORECASE
+)
+
+
+def _sane_abc_meters(text: str) -> str:
+    """Replace unreadable ABC meters (``M:4/C34``) by ``M:none``: music21 turns them into
+    time signatures whose accent weights take it minutes to compute (found by fuzzing)."""
+
+    def fix(m: re.Match) -> str:
+        return m.group(0) if _SANE_METER.fullmatch(m.group(2)) else f"{m.group(1)}none{m.group(3)}"
+
+    text = re.sub(r"^(M:)([^\n%]*)()", fix, text, flags=re.MULTILINE)
+    return re.sub(r"(\[M:)([^\]\n]*)(\])", fix, text)
+
+
 def _read_music21(path: Path) -> FileTracks:
     m21 = _music21()
     try:
-        parsed = m21.converter.parse(str(path), forceSource=True)
+        if path.suffix.lower() == ".abc":
+            text = _sane_abc_meters(path.read_text(encoding="utf-8", errors="replace"))
+            parsed = m21.converter.parse(text, format="abc", forceSource=True)
+        else:
+            parsed = m21.converter.parse(str(path), forceSource=True)
         scores = list(parsed.scores) if isinstance(parsed, m21.stream.Opus) else [parsed]
         tracks = []
         for i, score in enumerate(scores):
