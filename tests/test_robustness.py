@@ -128,7 +128,16 @@ def test_failed_checkpoint_write_leaves_the_previous_one_intact(tiny_note_rnn, t
         real_write(self, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    import safetensors.numpy
+
+    real_save_file = safetensors.numpy.save_file
+
+    def save_file_disk_full(tensors, filename, metadata=None):
+        real_save_file(tensors, filename, metadata=metadata)
+        disk_full(Path(filename), Path(filename).read_bytes())
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)  # however the checkpoint is written
+    monkeypatch.setattr(safetensors.numpy, "save_file", save_file_disk_full)
     with pytest.raises(RltunerError, match="cannot write the checkpoint.*No space left.*intact"):
         t.train(tmp_path, progress=False)
     monkeypatch.undo()
