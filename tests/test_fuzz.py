@@ -207,3 +207,19 @@ def test_hypothesis_midi_edits(scratch, seed, edits, cut):
             read_midi(target)
     except RltunerError:
         pass
+
+
+def test_abc_cases_found_by_fuzzing(scratch):
+    """Regressions: an unreadable meter took music21 13-50 s, a 612-unit note over 10 s."""
+    pytest.importorskip("music21")
+    from rltuner.corpus import read_tracks
+
+    tune = _abc_tunes()[0]
+    bad_meter = scratch / "meter.abc"
+    bad_meter.write_text(tune.replace("M:4/4", "M:4/C34").replace("c2A2 A2BA", "c27 dBBA2"))
+    with deadline(5.0):
+        assert read_tracks(bad_meter).tracks
+    long_note = scratch / "long.abc"
+    long_note.write_text(tune.replace("G4 |]", "G612 |]"))
+    with deadline(5.0), pytest.raises(RltunerError, match="note length 612 units is too long"):
+        read_tracks(long_note)

@@ -297,6 +297,23 @@ _SANE_METER = re.compile(
 )
 
 
+# a note (letter, accidentals/octave marks) with a length multiplier of 3+ digits, in tune body
+# lines (not header fields): legal ABC, but music21 takes 10+ s per such note (found by fuzzing)
+_ABC_MAX_NOTE_UNITS = 100
+_ABC_LONG_NOTE = re.compile(r"[A-Ga-gz][,']*(\d{3,})")
+_ABC_FIELD = re.compile(r"[A-Za-z]:")
+
+
+def _abc_long_note(text: str) -> str | None:
+    """The first note-length multiplier >= 100 in the tune body, or None."""
+    for line in text.splitlines():
+        if not _ABC_FIELD.match(line):
+            m = _ABC_LONG_NOTE.search(line.split("%", 1)[0])
+            if m:
+                return m.group(1)
+    return None
+
+
 def _sane_abc_meters(text: str) -> str:
     """Replace unreadable ABC meters (``M:4/C34``) by ``M:none``: music21 turns them into
     time signatures whose accent weights take it minutes to compute (found by fuzzing)."""
@@ -313,6 +330,13 @@ def _read_music21(path: Path) -> FileTracks:
     try:
         if path.suffix.lower() == ".abc":
             text = _sane_abc_meters(path.read_text(encoding="utf-8", errors="replace"))
+            too_long = _abc_long_note(text)
+            if too_long:
+                raise InputFileError(
+                    f"{path}: note length {too_long} units is too long "
+                    f"(at most {_ABC_MAX_NOTE_UNITS - 1}; music21 would take minutes on it)",
+                    "not a valid abc file",
+                )
             parsed = m21.converter.parse(text, format="abc", forceSource=True)
         else:
             parsed = m21.converter.parse(str(path), forceSource=True)
