@@ -484,9 +484,12 @@ class RLTuner:
 
     # ------------------------------------------------------------------ outputs
     def finish(self, run: Path) -> dict[str, Any]:
-        """End-of-run outputs: tuned model, Table-1 statistics, MIDI samples, plots."""
+        """End-of-run outputs: tuned model, Table-1 statistics, MIDI samples, plots, report.
+        The report (its own process) starts as soon as the tuned model is written and runs on
+        the second core while this process writes the rest."""
         cfg = self.config
         self.save(run / "tuned.safetensors")
+        report = self._start_report(run) if cfg.report else None
         stats = self.evaluate(cfg.final_compositions)
         atomic_write_text(run / "stats.json", json.dumps(stats, indent=2) + "\n")
         from rltuner.midi_io import write_midi
@@ -500,15 +503,19 @@ class RLTuner:
 
         plot_training(self.history, run / "plots")
         out: dict[str, Any] = {"stats": stats}
-        if cfg.report:
-            out["report"] = self._write_report(run)
+        if report is not None:
+            _, err = report.communicate()
+            if report.returncode != 0:
+                print(f"warning: the HTML report failed: {err.strip()[-500:]}", file=sys.stderr)
+            else:
+                out["report"] = str(run / "report.html")
         return out
 
     @staticmethod
-    def _write_report(run: Path) -> str | None:
+    def _start_report(run: Path):
         """``rltuner report`` in a child process: its evaluation kernels and audio rendering
-        (~130 MB) then never add to the training process's peak memory, and a failure there
-        cannot lose the run's other outputs."""
+        (~130 MB) never add to the training process's peak memory, and a failure there cannot
+        lose the run's other outputs."""
         import subprocess
 
         cmd = [
@@ -525,11 +532,7 @@ class RLTuner:
             "builtin",
             "--quiet",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(f"warning: the HTML report failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
-            return None
-        return str(run / "report.html")
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tuned Q-network as a Note RNN checkpoint (loadable by
