@@ -37,6 +37,7 @@ __all__ = [
     "melody_to_notes",
     "notes_to_melody",
     "PITCH_NAMES",
+    "class_label",
 ]
 
 NUM_CLASSES = 38
@@ -229,3 +230,13 @@ def notes_to_melody(notes: NoteArray, length: int | None = None) -> np.ndarray:
     keep = onset < length
     out[onset[keep]] = cls[keep]  # a later onset at the same step wins
     return out
+
+
+def class_label(cls: int) -> str:
+    """``0 -> 'off'``, ``1 -> 'hold'``, ``14 -> 'C4'`` (pitch name with MIDI octave - 1)."""
+    if cls == NOTE_OFF:
+        return "off"
+    if cls == NO_EVENT:
+        return "hold"
+    pitch = int(cls) + _PITCH_OFFSET
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"

@@ -19,17 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rltuner.encoding import (
-    DEFAULT_QPM,
-    FIRST_NOTE_CLASS,
-    NUM_CLASSES,
-    PITCH_NAMES,
-    STEPS_PER_BAR,
-    STEPS_PER_QUARTER,
-    melody_to_notes,
-)
+from rltuner.encoding import DEFAULT_QPM, class_label
 from rltuner.errors import RltunerError
 from rltuner.note_rnn import NoteRNN, bundled_note_rnn_path, load_note_rnn
+from rltuner.report import plot_note_probabilities, plot_piano_rolls
 
 __all__ = [
     "sample_melodies",
@@ -39,16 +32,6 @@ __all__ = [
     "plot_note_probabilities",
     "class_label",
 ]
-
-
-def class_label(cls: int) -> str:
-    """``0 -> 'off'``, ``1 -> 'hold'``, ``14 -> 'C4'`` (pitch names with MIDI octave - 1)."""
-    if cls == 0:
-        return "off"
-    if cls == 1:
-        return "hold"
-    pitch = int(cls) + 46
-    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 @torch.no_grad()
@@ -120,103 +103,6 @@ def sample_melodies(
     if return_probs:
         return melodies, probs_out.cpu().numpy()
     return melodies
-
-
-# --------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_piano_rolls(
-    melodies: np.ndarray | list[np.ndarray],
-    path: str | os.PathLike,
-    titles: list[str] | None = None,
-    ncols: int | None = None,
-) -> Path:
-    """One PNG with a grid of small piano rolls (MIDI pitch vs sixteenth step), bar lines every
-    16 steps and beat lines every 4. Rests are blank; held notes extend their bar.
-    ``melodies``: ``(n, T)`` array or a list of ``(T_i,)`` arrays."""
-    plt = _pyplot()
-    mels = [np.asarray(m, dtype=np.int64).reshape(-1) for m in melodies]
-    if not mels:
-        raise ValueError("no melodies to plot")
-    n = len(mels)
-    ncols = ncols or min(n, 4)
-    nrows = -(-n // ncols)
-    notes = [melody_to_notes(m) for m in mels]
-    all_p = np.concatenate([nt.pitch for nt in notes]) if any(nt.pitch.size for nt in notes) else []
-    lo = int(np.min(all_p)) - 2 if len(all_p) else 58
-    hi = int(np.max(all_p)) + 2 if len(all_p) else 74
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.0 * nrows), squeeze=False,
-                             sharey=True)  # fmt: skip
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
-        m, nt = mels[i], notes[i]
-        ax.barh(nt.pitch, nt.duration, left=nt.onset, height=0.8, color="tab:blue",
-                edgecolor="navy", linewidth=0.4)  # fmt: skip
-        for x in range(0, len(m) + 1, STEPS_PER_QUARTER):
-            bar = x % STEPS_PER_BAR == 0
-            ax.axvline(x, color="0.3" if bar else "0.85", linewidth=0.8 if bar else 0.4, zorder=0)
-        ax.set_xlim(0, max(len(m), 1))
-        ax.set_xticks(range(0, len(m) + 1, STEPS_PER_BAR if len(m) > 2 * STEPS_PER_BAR else 4))
-        ax.set_ylim(lo, hi)
-        ax.set_title(titles[i] if titles and i < len(titles) else f"melody {i}", fontsize=8)
-        ax.tick_params(labelsize=6)
-        if i % ncols == 0:
-            ax.set_ylabel("MIDI pitch", fontsize=7)
-        if i // ncols == nrows - 1:
-            ax.set_xlabel("16th step", fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_note_probabilities(
-    probs: np.ndarray, melody: np.ndarray, path: str | os.PathLike, title: str | None = None
-) -> Path:
-    """Heatmap of the model's next-note distribution: 38 classes (rows) × steps (columns),
-    ``probs (T, 38)``, with the chosen notes ``melody (T,)`` marked (the original's
-    ``visualize_probs``)."""
-    plt = _pyplot()
-    probs = np.asarray(probs, dtype=np.float64)
-    melody = np.asarray(melody, dtype=np.int64).reshape(-1)
-    if probs.ndim != 2 or probs.shape[1] != NUM_CLASSES or probs.shape[0] != melody.size:
-        raise ValueError(f"need probs (T, {NUM_CLASSES}) and melody (T,), got {probs.shape}, "
-                         f"{melody.shape}")  # fmt: skip
-    t = melody.size
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.22 * t + 1.5), 6.0))
-    im = ax.imshow(probs.T, origin="lower", aspect="auto", cmap="viridis", vmin=0.0,
-                   vmax=max(float(probs.max()), 1e-9), interpolation="nearest")  # fmt: skip
-    ax.scatter(np.arange(t), melody, marker="o", facecolors="none", edgecolors="red", s=30,
-               linewidths=1.0, label="chosen note")  # fmt: skip
-    ticks = [0, 1] + [c for c in range(FIRST_NOTE_CLASS, NUM_CLASSES) if (c + 46) % 12 == 0]
-    ax.set_yticks(ticks)
-    ax.set_yticklabels([class_label(c) for c in ticks], fontsize=7)
-    ax.set_xlabel("16th step")
-    ax.set_ylabel("class")
-    ax.set_title(title or "Note probabilities")
-    fig.colorbar(im, ax=ax, label="probability")
-    ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # --------------------------------------------------------------------------------------------

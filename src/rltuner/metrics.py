@@ -46,18 +46,7 @@ TABLE1_ROWS: tuple[str, ...] = (
     "Notes in motif",
     "Notes in repeated motif",
 )
-INTERVAL_NAMES: tuple[str, ...] = (
-    "octave_jumps",
-    "sevenths",
-    "fifths",
-    "sixths",
-    "fourths",
-    "thirds",
-    "seconds",
-    "rests",
-    "rests_after_tonic_or_fifth",
-    "in_key_preferred",
-)
+INTERVAL_NAMES: tuple[str, ...] = COUNT_NAMES[COUNT_NAMES.index("octave_jumps") :]
 _NOTE_COUNTS = ("repeated", "not_in_key", "in_motif", "in_repeated_motif", *INTERVAL_NAMES)
 _COMPOSITION_COUNTS = ("starting_with_tonic", "unique_max", "unique_min")
 

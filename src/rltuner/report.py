@@ -31,9 +31,9 @@ from rltuner.checkpoint import atomic_path, atomic_write_text
 from rltuner.encoding import (
     FIRST_NOTE_CLASS,
     NUM_CLASSES,
-    PITCH_NAMES,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
+    class_label,
     melody_to_notes,
 )
 from rltuner.errors import RltunerError
@@ -149,15 +149,6 @@ def plot_training_run(
     return plot_training(history, out_dir or Path(run_dir) / "plots", fmt=fmt)
 
 
-def _class_label(c: int) -> str:
-    if c == 0:
-        return "off"
-    if c == 1:
-        return "hold"
-    pitch = int(c) + 46
-    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
 def _fmt_of(path: Path, fmt: str | None) -> str:
     return fmt or (path.suffix.lstrip(".") or "png")
 
@@ -185,7 +176,7 @@ def plot_note_probabilities(
                linewidths=1.0, label="sampled note")  # fmt: skip
     ticks = [0, 1] + [c for c in range(FIRST_NOTE_CLASS, NUM_CLASSES) if (c + 46) % 12 == 0]
     ax.set_yticks(ticks)
-    ax.set_yticklabels([_class_label(c) for c in ticks], fontsize=7)
+    ax.set_yticklabels([class_label(c) for c in ticks], fontsize=7)
     ax.set_xlabel("16th step")
     ax.set_ylabel("class")
     ax.set_title(title or "Note probabilities")
