@@ -26,6 +26,7 @@ def main() -> None:
     m = evaluate_note_rnn(model, valid.melodies)
     base = unigram_bigram_log_perplexity(train.melodies, valid.melodies)
     tr = meta.get("training", {})
+    settings = json.dumps({k: tr.get(k) for k in ("learning_rate", "num_epochs", "seed")})
     card = f"""# Model card: bundled Note RNN (`rltuner/data/note_rnn.safetensors`)
 
 - **Architecture:** LSTM {meta['config']['layer_sizes']} units, one-hot input over 38 classes
@@ -36,7 +37,7 @@ def main() -> None:
   Essen collection apply to the model as well.
 - **Training:** `rltuner note-rnn train` (paper recipe: batch 128, Adam, gradient norm 5, L2
   2.5e-5, lr x0.85 every 1000 steps, first 8 steps of each sequence not counted, sequences up
-  to 192 steps). Settings: `{json.dumps({k: tr.get(k) for k in ('learning_rate', 'num_epochs', 'seed')})}`.
+  to 192 steps). Settings: `{settings}`.
 
 ## Validation ({m['num_steps']:,} counted steps; natural-log log-perplexity = mean NLL per step)
 
