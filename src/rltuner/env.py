@@ -85,8 +85,8 @@ class Network:
         new_state = np.empty_like(state)
         out = np.empty((b, NUM_CLASSES), dtype=np.float32)
         lay = self.layout
-        gates = np.empty((b, 4 * sum(lay.layer_sizes)), dtype=np.float32)
-        tanh_c = np.empty((b, sum(lay.layer_sizes)), dtype=np.float32)
+        gates = np.empty(b * 4 * sum(lay.layer_sizes), dtype=np.float32)
+        tanh_c = np.empty(b * sum(lay.layer_sizes), dtype=np.float32)
         forward(
             self.theta,
             lay.lmeta,
