@@ -317,15 +317,18 @@ def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dq
     nl = lmeta.shape[0]
     owo, obo, hl = ometa[0], ometa[1], ometa[2]
     so_last = lmeta[nl - 1, 5]
-    grad[owo : obo + NUM_CLASSES] = 0.0
-    dh = np.zeros((bm, hl), dtype=np.float32)
+    # dq is one-hot per row (only Q(s, a) enters the loss): as a dense (B, 38) matrix the
+    # output layer's gradients are two small matmuls
+    dq = np.zeros((bm, NUM_CLASSES), dtype=np.float32)
+    gbo = grad[obo : obo + NUM_CLASSES]
+    gbo[:] = 0.0
     for j in range(bm):
-        a = act[j]
-        d = dqa[j]
-        grad[obo + a] += d
-        for k in range(hl):
-            grad[owo + k * NUM_CLASSES + a] += new_state[j, so_last + k] * d
-            dh[j, k] = d * theta[owo + k * NUM_CLASSES + a]
+        dq[j, act[j]] = dqa[j]
+        gbo[act[j]] += dqa[j]
+    hlast_t = np.ascontiguousarray(new_state[:, so_last : so_last + hl].T)
+    np.dot(hlast_t, dq, grad[owo:obo].reshape((hl, NUM_CLASSES)))
+    wo = theta[owo:obo].reshape((hl, NUM_CLASSES))
+    dh = np.ascontiguousarray(np.dot(dq, wo.T))
     hoff_total = 0
     for l in range(nl):
         hoff_total += lmeta[l, 1]
