@@ -47,7 +47,7 @@ from rltuner.learner import (
     action_scores,
     linear_epsilon,
 )
-from rltuner.rewards import DEFAULT_WEIGHTS, REWARD_MODES, RULE_NAMES, RuleTables
+from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
 
 __all__ = ["TunerConfig", "RLTuner", "Rollout"]
 
@@ -702,5 +702,3 @@ def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
     st = rng.bit_generator.state
     return json.loads(json.dumps(st, default=int))
 
-
-_ = DEFAULT_WEIGHTS  # re-exported for the CLI's --print-config
