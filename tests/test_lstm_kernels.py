@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rltuner.env import Network
-from rltuner.lstm_kernels import NetLayout, forward, ftanh_array, update_many
+from rltuner.lstm_kernels import NetLayout, SplitLayout, forward, ftanh_array, update_many
 from rltuner.note_rnn import NoteRNN, NoteRNNConfig
 
 
@@ -65,8 +65,11 @@ def test_pack_unpack_roundtrip():
     assert lay.clip_groups[-1, 1] == lay.num_params
 
 
-@pytest.mark.parametrize(("sizes", "algo"), [((8,), 0), ((8, 6), 1), ((5, 7), 2), ((8,), 0)])
-def test_update_matches_torch_autograd(sizes, algo):
+@pytest.mark.parametrize(
+    ("sizes", "algo", "threads"),
+    [((8,), 0, 1), ((8, 6), 1, 2), ((5, 7), 2, 1), ((8,), 0, 2), ((1,), 1, 2), ((7, 1, 3), 0, 2)],
+)
+def test_update_matches_torch_autograd(sizes, algo, threads):
     """Three minibatch updates (target, MSE, per-tensor clipping, Adam, soft update) equal
     the same computed with torch autograd + torch.optim.Adam."""
     rng = np.random.default_rng(0)
@@ -118,13 +121,78 @@ def test_update_matches_torch_autograd(sizes, algo):
     out_loss, out_t = np.zeros(3), np.zeros(3)
     # every row's before-state comes from the priming table (prime[r] = r)
     prime = np.arange(m, dtype=np.int32)
-    update_many(theta, target, mm, vv, st, rtheta, lay.lmeta, lay.ometa, lay.clip_groups, obs, act,
-                rew, prime, qs, 1, nqs, nrs, idx, algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0,
-                0.01, out_loss, out_t)  # fmt: skip
+    update_many(theta, target, mm, vv, st, rtheta, lay, obs, act, rew, prime, qs, 1, nqs, nrs, idx,
+                algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0, 0.01, out_loss, out_t,
+                threads=threads)  # fmt: skip
     np.testing.assert_allclose(out_loss, losses, rtol=1e-4)
     np.testing.assert_allclose(theta, th.detach().numpy(), atol=2e-6)
     np.testing.assert_allclose(target, tg.numpy(), atol=2e-6)
     assert st[0] == 3
+
+
+def _random_update_problem(sizes, seed, m=300, scale=1.0):
+    rng = np.random.default_rng(seed)
+    lay = NetLayout(sizes)
+    p, s = lay.num_params, lay.state_size
+    theta = (rng.standard_normal(p) * 0.3).astype(np.float32)
+    arrays = {
+        "theta": theta,
+        "target": theta * np.float32(0.9),
+        "m": np.zeros(p, np.float32),
+        "v": np.zeros(p, np.float32),
+        "adam_step": np.zeros(1, np.int64),
+        "rtheta": (rng.standard_normal(p) * 0.3).astype(np.float32),
+    }
+    replay = {
+        "obs": rng.integers(0, 38, m).astype(np.int8),
+        "act": rng.integers(0, 38, m).astype(np.int8),
+        "rew": (rng.standard_normal(m) * scale).astype(np.float32),
+        "prime": np.where(rng.random(m) < 0.2, 0, -1).astype(np.int32),
+        "prime_states": rng.standard_normal((1, s)).astype(np.float32),
+        "stride": 8,
+        "next_qstate": rng.standard_normal((m, s)).astype(np.float32),
+        "next_rstate": rng.standard_normal((m, s)).astype(np.float32),
+    }
+    idx = rng.integers(8, m, (20, 16)).astype(np.int64)
+    return lay, arrays, replay, idx
+
+
+@pytest.mark.parametrize("sizes", [(12,), (9, 14), (1,), (3, 1)])
+@pytest.mark.parametrize("algo", [0, 1, 2])
+@pytest.mark.parametrize("double_dqn", [False, True])
+def test_update_same_on_one_and_two_threads(sizes, algo, double_dqn):
+    """The two halves of each update give bit-identical weights, moments and losses whether
+    they run on one thread or two (with large rewards, so clipping is active too)."""
+    results = []
+    for threads in (1, 2):
+        lay, a, r, idx = _random_update_problem(sizes, 5, scale=30.0)
+        loss, tgt = np.zeros(len(idx)), np.zeros(len(idx))
+        update_many(*a.values(), lay, *r.values(), idx, algo, double_dqn, 0.5, 1e-3, 0.9, 0.999,
+                    1e-8, 5.0, 0.01, loss, tgt, threads=threads)  # fmt: skip
+        results.append((a["theta"], a["target"], a["m"], a["v"], loss, tgt))
+    for x, y in zip(*results, strict=True):
+        assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("sizes", [(100,), (9, 14), (7,), (1,), (3, 1, 2)])
+def test_split_layout_is_a_permutation(sizes):
+    lay = NetLayout(sizes)
+    sl = SplitLayout(lay)
+    assert np.array_equal(np.sort(sl.perm), np.arange(lay.num_params))
+    theta = np.random.default_rng(0).standard_normal(lay.num_params).astype(np.float32)
+    split = sl.split(theta)
+    assert np.array_equal(split, theta[sl.perm])
+    back = np.empty_like(theta)
+    assert np.array_equal(sl.merge(split, back), theta)
+    # the parts' blocks tile the parameters; each clip group covers the same elements as
+    # NetLayout's group
+    covered = np.zeros(lay.num_params, np.int64)
+    for _, s, e, _ in sl.ranges:
+        covered[s:e] += 1
+    assert (covered == 1).all()
+    for g, (s, e) in enumerate(lay.clip_groups):
+        mine = np.concatenate([sl.perm[a:b] for _, a, b, gg in sl.ranges if gg == g])
+        assert np.array_equal(np.sort(mine), np.arange(s, e))
 
 
 def test_forward_kernel_matches_torch_two_layers():

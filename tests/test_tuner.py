@@ -43,6 +43,22 @@ def test_same_seed_same_weights(tiny_note_rnn):
     np.testing.assert_array_equal(a.learner.q.theta, b.learner.q.theta)
 
 
+@pytest.mark.parametrize("algorithm", ["q", "g"])
+def test_threads_do_not_change_results(tiny_note_rnn, algorithm):
+    """The update's two threads split the work, not the arithmetic: same weights, target
+    network and Adam moments on one thread and on two."""
+    runs = []
+    for threads in (1, 2):
+        t = RLTuner(_cfg(tiny_note_rnn, steps=1600, algorithm=algorithm, threads=threads))
+        t.train(None, progress=False)
+        runs.append(t.learner)
+    a, b = runs
+    for name in ("adam_m", "adam_v"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.q.theta, b.q.theta)
+    np.testing.assert_array_equal(a.target.theta, b.target.theta)
+
+
 @pytest.mark.parametrize("algorithm", ["q", "psi", "g", "pure_rl"])
 def test_tuning_raises_music_theory_reward(trained_tiny_note_rnn, algorithm):
     """30,000 steps of each algorithm raise the mean per-step music-theory reward of sampled

@@ -15,7 +15,7 @@ import numpy as np
 
 from rltuner.encoding import NUM_CLASSES
 from rltuner.env import Network, softmax_sample
-from rltuner.lstm_kernels import ALGO_CODES, update_many
+from rltuner.lstm_kernels import ALGO_CODES, SplitUpdater, default_threads
 
 __all__ = [
     "ALGORITHMS",
@@ -233,29 +233,64 @@ class LearnerHyper:
 
 
 class Learner:
-    """Q-network + Target-Q-network + Adam state, updated by the fused CPU kernel."""
+    """Q-network + Target-Q-network + Adam state, updated by the fused CPU kernel.
 
-    def __init__(self, q: Network, reward_rnn: Network, hyper: LearnerHyper) -> None:
+    On the CPU the kernel keeps its own copies of the target network and Adam's moments in its
+    split layout (:class:`rltuner.lstm_kernels.SplitUpdater`); ``target``, ``adam_m`` and
+    ``adam_v`` bring them up to date when read, and writes made through them are picked up by
+    the next update. ``q.theta`` is current after every :meth:`update`. ``threads`` (0 = two
+    when two CPUs are available) only changes the speed, never the results."""
+
+    def __init__(
+        self, q: Network, reward_rnn: Network, hyper: LearnerHyper, threads: int = 0
+    ) -> None:
         if hyper.algorithm not in ALGORITHMS:
             raise ValueError(
                 f"unknown algorithm {hyper.algorithm!r}; valid: {', '.join(ALGORITHMS)}"
             )
         self.q = q
-        self.target = q.copy()
+        self._target = q.copy()
         self.reward_rnn = reward_rnn
         self.hyper = hyper
-        self.adam_m = np.zeros_like(q.theta)
-        self.adam_v = np.zeros_like(q.theta)
+        self.threads = default_threads() if threads <= 0 else int(threads)
+        self._adam_m = np.zeros_like(q.theta)
+        self._adam_v = np.zeros_like(q.theta)
         self.adam_step = np.zeros(1, dtype=np.int64)
         lay = q.layout
-        self._lmeta, self._ometa, self._groups = lay.lmeta, lay.ometa, lay.clip_groups
         self._torch = None
+        self._split: SplitUpdater | None = None
+        self._split_newer = False  # the kernel's copies are newer than target/adam_m/adam_v
+        self._canonical_exposed = True  # those were handed out: reload before updating
         if q.device != "cpu":
             from rltuner.torch_backend import TorchUpdater
 
             self._torch = TorchUpdater(
-                lay, q._stepper, self.target._stepper, reward_rnn._stepper, hyper
+                lay, q._stepper, self._target._stepper, reward_rnn._stepper, hyper
             )
+        else:
+            self._split = SplitUpdater(lay, reward_rnn.theta)
+
+    def _sync_out(self) -> None:
+        if self._split is not None:
+            if self._split_newer:
+                self._split.store(self.q.theta, self._target.theta, self._adam_m, self._adam_v)
+                self._split_newer = False
+            self._canonical_exposed = True
+
+    @property
+    def target(self) -> Network:
+        self._sync_out()
+        return self._target
+
+    @property
+    def adam_m(self) -> np.ndarray:
+        self._sync_out()
+        return self._adam_m
+
+    @property
+    def adam_v(self) -> np.ndarray:
+        self._sync_out()
+        return self._adam_v
 
     def update(self, memory: ReplayMemory, indices: np.ndarray) -> UpdateStats:
         """One minibatch update per row of ``indices (K, batch)``."""
@@ -263,21 +298,38 @@ class Learner:
             stats = self._torch.update(memory, indices)
             self.adam_step += indices.shape[0]
             m, v = self._torch.adam_moments()
-            self.adam_m[...], self.adam_v[...] = m, v
+            self._adam_m[...], self._adam_v[...] = m, v
             return stats
         k = indices.shape[0]
         loss = np.zeros(k)
         target = np.zeros(k)
         h = self.hyper
-        update_many(
-            self.q.theta, self.target.theta, self.adam_m, self.adam_v, self.adam_step,
-            self.reward_rnn.theta, self._lmeta, self._ometa, self._groups,
-            memory.obs, memory.action, memory.reward, memory.prime, memory.prime_states,
-            memory.stride, memory.next_q_state,
-            memory.next_r_state, np.ascontiguousarray(indices, dtype=np.int64),
-            ALGO_CODES[h.algorithm], h.double_dqn, h.discount, h.learning_rate, h.adam_beta1,
-            h.adam_beta2, h.adam_eps, h.clip_norm, h.target_update_rate, loss, target,
+        split = self._split
+        if self._canonical_exposed:
+            split.load(self.q.theta, self._target.theta, self._adam_m, self._adam_v)
+            self._canonical_exposed = False
+        else:  # q.theta is public and always current: take it as it is now
+            split.load_theta(self.q.theta)
+        split.run(
+            self.q.theta,
+            self.adam_step,
+            (
+                memory.obs, memory.action, memory.reward, memory.prime, memory.prime_states,
+                memory.next_q_state, memory.next_r_state,
+            ),
+            memory.stride,
+            indices,
+            ALGO_CODES[h.algorithm],
+            h.double_dqn,
+            (
+                h.discount, h.learning_rate, h.adam_beta1, h.adam_beta2, h.adam_eps,
+                h.clip_norm, h.target_update_rate,
+            ),
+            loss,
+            target,
+            self.threads,
         )  # fmt: skip
+        self._split_newer = True
         return UpdateStats(loss, target)
 
     def choose(
@@ -309,6 +361,6 @@ class Learner:
         self.adam_v[...] = d["adam_v"]
         self.adam_step[...] = d["adam_step"]
         self.q.sync()
-        self.target.sync()
+        self._target.sync()
         if self._torch is not None:
             self._torch.set_adam(self.adam_m, self.adam_v, int(self.adam_step[0]))

@@ -31,9 +31,23 @@ import numba as nb
 import numpy as np
 import scipy
 import scipy.linalg.cython_blas  # noqa: F401  -- the BLAS that numba's np.dot calls
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from threadpoolctl import threadpool_limits
 
-__all__ = ["NetLayout", "forward", "update_many", "ALGO_CODES", "single_threaded_blas"]
+__all__ = [
+    "NetLayout",
+    "SplitLayout",
+    "SplitUpdater",
+    "forward",
+    "update_many",
+    "parallel_available",
+    "default_threads",
+    "ALGO_CODES",
+    "single_threaded_blas",
+]
 
 NUM_CLASSES = 38
 # No "arcp"/"afn"/"reassoc" on element-wise loops: with them LLVM's vector body and its scalar
@@ -200,71 +214,6 @@ def fsigmoid(x):
     return np.float32(0.5) * ftanh(np.float32(0.5) * x) + np.float32(0.5)
 
 
-@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
-    """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
-    ``new_state (B, S)``, output ``q (B, 38)``. ``gates`` (flat, ``B * sum 4H``) and
-    ``tanh_c`` (flat, ``B * sum H``) receive the activations the backward pass needs, layer
-    by layer as contiguous ``(B, 4H)`` / ``(B, H)`` blocks; ``z`` is scratch of at least
-    ``B * 4 * max H`` floats.
-
-    Every element-wise loop runs over contiguous per-layer blocks with no runtime offsets:
-    with offsets into shared 2-D arrays LLVM could not vectorise them (measured 2x slower)."""
-    bm = obs.shape[0]
-    nl = lmeta.shape[0]
-    hoff = 0
-    for l in range(nl):
-        inp, h, owx, owh, ob, so = lmeta[l]
-        g4 = 4 * h
-        zl = z[: bm * g4].reshape((bm, g4))
-        gl = gates[bm * 4 * hoff : bm * 4 * (hoff + h)].reshape((bm, g4))
-        tl = tanh_c[bm * hoff : bm * (hoff + h)].reshape((bm, h))
-        hprev = np.ascontiguousarray(state[:, so : so + h])
-        cprev = np.ascontiguousarray(state[:, so + h : so + 2 * h])
-        np.dot(hprev, theta[owh : owh + h * g4].reshape((h, g4)), zl)
-        bias = theta[ob : ob + g4]
-        if l == 0:
-            for j in range(bm):
-                row = theta[owx + obs[j] * g4 : owx + (obs[j] + 1) * g4]
-                for k in range(g4):
-                    zl[j, k] += row[k] + bias[k]
-        else:
-            pso = lmeta[l - 1, 5]
-            xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
-            zl += np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)))
-            for j in range(bm):
-                for k in range(g4):
-                    zl[j, k] += bias[k]
-        for j in range(bm):
-            for k in range(2 * h):
-                gl[j, k] = fsigmoid(zl[j, k])
-            for k in range(2 * h, 3 * h):
-                gl[j, k] = ftanh(zl[j, k])
-            for k in range(3 * h, g4):
-                gl[j, k] = fsigmoid(zl[j, k])
-        cn = np.empty((bm, h), dtype=np.float32)
-        hn = np.empty((bm, h), dtype=np.float32)
-        for j in range(bm):
-            for k in range(h):
-                cn[j, k] = gl[j, h + k] * cprev[j, k] + gl[j, k] * gl[j, 2 * h + k]
-        for j in range(bm):
-            for k in range(h):
-                tc = ftanh(cn[j, k])
-                tl[j, k] = tc
-                hn[j, k] = gl[j, 3 * h + k] * tc
-        new_state[:, so : so + h] = hn
-        new_state[:, so + h : so + 2 * h] = cn
-        hoff += h
-    owo, obo, hl = ometa[0], ometa[1], ometa[2]
-    wo = theta[owo : owo + hl * NUM_CLASSES].reshape((hl, NUM_CLASSES))
-    so_last = lmeta[nl - 1, 5]
-    hlast = np.ascontiguousarray(new_state[:, so_last : so_last + hl])
-    np.dot(hlast, wo, q)
-    for j in range(bm):
-        for a in range(NUM_CLASSES):
-            q[j, a] += theta[obo + a]
-
-
 @nb.njit(cache=True, fastmath=False)
 def _logsumexp_row(x):
     m = x[0]
@@ -309,17 +258,257 @@ def _bootstrap(algo, qn, rl, out, online_next, double_dqn):
             out[j] = _logsumexp_row(tmp)
 
 
+# ----------------------------------------------------------------------------- the update
+# The minibatch update runs on two threads without moving the networks between CPU cores:
+# every LSTM layer's units are cut into two halves ("parts") and thread t owns part t -- the
+# gate columns of its units in the online and target networks, their gradients and their Adam
+# moments (SplitLayout gives each part's weights one contiguous block). A thread computes its
+# units' gates, cell and output for every network, then its units' gradients, then Adam and the
+# soft update of its own block; only small arrays (LSTM outputs, TD errors, norms) cross. Moving
+# the 240 KB weight vectors between cores every update cost more than the second core saved.
+# Each element is computed by the same operations whichever thread runs it, so one thread and
+# two give the same weights (tested).
+NUM_PARTS = 2
+
+
+class SplitLayout:
+    """The parameter layout used by the update: ``theta_split = theta[perm]``.
+
+    Per LSTM layer, for part ``t`` (units ``[u0, u0 + h)``): ``Wx_t (I, 4h)``, ``Wh_t (H, 4h)``,
+    ``b_t (4h)``, columns gate-major (i, f, g, o of the part's units); then ``Wo`` and ``bo``
+    exactly as in :class:`NetLayout` (``Wo``'s rows of part ``t`` are its units).
+
+    ``lmeta (L, 2, 9)``: ``(I, H, h, u0, off_Wx, off_Wh, off_b, state_off, hoff)`` with
+    ``hoff`` the part's units in the layers below (its activation buffers' offset).
+    ``ranges (R, 4)``: ``(part, start, end, clip_group)`` -- the blocks each part owns, clip
+    groups numbered as :attr:`NetLayout.clip_groups`.
+    """
+
+    def __init__(self, base: NetLayout) -> None:
+        self.base = base
+        lm = base.lmeta
+        nl = lm.shape[0]
+        self.num_groups = 2 * nl + 2
+        self.lmeta = np.zeros((nl, NUM_PARTS, 9), dtype=np.int64)
+        perm = np.arange(base.num_params, dtype=np.int64)  # Wo, bo stay in place
+        ranges = []
+        hoff = [0] * NUM_PARTS
+        for l, (inp, hh, owx, owh, ob, so) in enumerate(lm):
+            off = int(owx)
+            for t in range(NUM_PARTS):
+                u0, u1 = hh * t // NUM_PARTS, hh * (t + 1) // NUM_PARTS
+                h = u1 - u0
+                cols = np.concatenate([q * hh + np.arange(u0, u1) for q in range(4)])
+                o_wh, o_b = off + inp * 4 * h, off + (inp + hh) * 4 * h
+                perm[off:o_wh] = (owx + np.arange(inp)[:, None] * 4 * hh + cols).ravel()
+                perm[o_wh:o_b] = (owh + np.arange(hh)[:, None] * 4 * hh + cols).ravel()
+                perm[o_b : o_b + 4 * h] = ob + cols
+                self.lmeta[l, t] = (inp, hh, h, u0, off, o_wh, o_b, so, hoff[t])
+                ranges += [(t, off, o_b, 2 * l), (t, o_b, o_b + 4 * h, 2 * l + 1)]
+                off = o_b + 4 * h
+                hoff[t] += h
+        owo, obo, hl = (int(x) for x in base.ometa)
+        for t in range(NUM_PARTS):
+            u0, u1 = hl * t // NUM_PARTS, hl * (t + 1) // NUM_PARTS
+            ranges.append((t, owo + u0 * NUM_CLASSES, owo + u1 * NUM_CLASSES, 2 * nl))
+        ranges.append((NUM_PARTS - 1, obo, obo + NUM_CLASSES, 2 * nl + 1))
+        self.ranges = np.asarray([r for r in ranges if r[2] > r[1]], dtype=np.int64)
+        self.perm = perm
+        self.units = np.asarray(hoff, dtype=np.int64)  # units per part over all layers
+        # the permutation as runs of consecutive elements: (split start, canonical start, length)
+        brk = np.flatnonzero(np.diff(perm) != 1) + 1
+        starts = np.concatenate([[0], brk])
+        ends = np.concatenate([brk, [perm.size]])
+        self.runs = np.stack([starts, perm[starts], ends - starts], axis=1).astype(np.int64)
+
+    def split(self, theta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Canonical -> split order."""
+        if out is None:
+            out = np.empty_like(theta)
+        _copy_runs(theta, out, self.runs, False)
+        return out
+
+    def merge(self, split: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Split -> canonical order, written into ``out``."""
+        _copy_runs(split, out, self.runs, True)
+        return out
+
+
+@nb.njit(cache=True)
+def _copy_runs(src, dst, runs, to_canonical):
+    for r in range(runs.shape[0]):
+        a, b, n = runs[r, 0], runs[r, 1], runs[r, 2]
+        if to_canonical:
+            a, b = b, a
+        for i in range(n):
+            dst[a + i] = src[b + i]
+
+
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dqa, grad):
-    """Gradient of ``sum_j dqa[j] * q[j, act[j]]`` w.r.t. ``theta``, written (not added) into
-    ``grad``. One step only: no gradient flows into the stored LSTM state."""
+def _units_forward(t, l, theta, slm, obs, state, new_state, gates, tanh_c, z):
+    """Layer ``l`` of one network for part ``t``'s units: gates (kept in ``gates``/``tanh_c``
+    for the backward), new cell and output written into ``new_state``'s columns of these
+    units. ``state`` is the whole previous state; layers above 0 read the layer below's new
+    output (both parts') from ``new_state``."""
+    inp, hh, h, u0, owx, owh, ob, so, hoff = slm[l, t]
+    if h == 0:
+        return
     bm = obs.shape[0]
-    nl = lmeta.shape[0]
+    g4 = 4 * h
+    zl = z[: bm * g4].reshape((bm, g4))
+    gl = gates[bm * 4 * hoff : bm * 4 * (hoff + h)].reshape((bm, g4))
+    tl = tanh_c[bm * hoff : bm * (hoff + h)].reshape((bm, h))
+    hprev = np.ascontiguousarray(state[:, so : so + hh])
+    np.dot(hprev, theta[owh : owh + hh * g4].reshape((hh, g4)), zl)
+    bias = theta[ob : ob + g4]
+    if l == 0:
+        for j in range(bm):
+            row = theta[owx + obs[j] * g4 : owx + (obs[j] + 1) * g4]
+            for k in range(g4):
+                zl[j, k] += row[k] + bias[k]
+    else:
+        pso = slm[l - 1, 0, 7]
+        xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
+        zl += np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)))
+        for j in range(bm):
+            for k in range(g4):
+                zl[j, k] += bias[k]
+    for j in range(bm):
+        for k in range(2 * h):
+            gl[j, k] = fsigmoid(zl[j, k])
+        for k in range(2 * h, 3 * h):
+            gl[j, k] = ftanh(zl[j, k])
+        for k in range(3 * h, g4):
+            gl[j, k] = fsigmoid(zl[j, k])
+    cprev = np.ascontiguousarray(state[:, so + hh + u0 : so + hh + u0 + h])
+    cn = np.empty((bm, h), dtype=np.float32)
+    hn = np.empty((bm, h), dtype=np.float32)
+    for j in range(bm):
+        for k in range(h):
+            cn[j, k] = gl[j, h + k] * cprev[j, k] + gl[j, k] * gl[j, 2 * h + k]
+    for j in range(bm):
+        for k in range(h):
+            tc = ftanh(cn[j, k])
+            tl[j, k] = tc
+            hn[j, k] = gl[j, 3 * h + k] * tc
+    new_state[:, so + u0 : so + u0 + h] = hn
+    new_state[:, so + hh + u0 : so + hh + u0 + h] = cn
+
+
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
+def _output_layer(theta, slm, ometa, new_state, q):
+    """``q = h_last @ Wo + bo`` (the same in both layouts)."""
     owo, obo, hl = ometa[0], ometa[1], ometa[2]
-    so_last = lmeta[nl - 1, 5]
+    so_last = slm[slm.shape[0] - 1, 0, 7]
+    hlast = np.ascontiguousarray(new_state[:, so_last : so_last + hl])
+    np.dot(hlast, theta[owo : owo + hl * NUM_CLASSES].reshape((hl, NUM_CLASSES)), q)
+    for j in range(q.shape[0]):
+        for a in range(NUM_CLASSES):
+            q[j, a] += theta[obo + a]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
+    """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
+    ``new_state (B, S)``, output ``q (B, 38)``. ``gates`` (flat, ``B * sum 4H``) and
+    ``tanh_c`` (flat, ``B * sum H``) receive the activations, layer by layer as contiguous
+    ``(B, 4H)`` / ``(B, H)`` blocks; ``z`` is scratch of at least ``B * 4 * max H`` floats.
+
+    :class:`NetLayout`'s order is :class:`SplitLayout`'s with a single part holding every
+    unit, so this is the update's per-part forward with one part."""
+    nl = lmeta.shape[0]
+    slm = np.empty((nl, 1, 9), dtype=np.int64)
+    hoff = 0
+    for l in range(nl):
+        for k in range(6):
+            slm[l, 0, k if k < 2 else k + 2] = lmeta[l, k]
+        slm[l, 0, 2] = lmeta[l, 1]  # all units in the one part
+        slm[l, 0, 3] = 0
+        slm[l, 0, 8] = hoff
+        hoff += lmeta[l, 1]
+    for l in range(nl):
+        _units_forward(0, l, theta, slm, obs, state, new_state, gates, tanh_c, z)
+    _output_layer(theta, slm, ometa, new_state, q)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i):
+    """Hint the CPU to fetch the cache line holding ``arr[i]`` (1-D array) into every cache
+    level (``llvm.prefetch``; no effect on results)."""
+    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        # read access, high temporal locality, data cache
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, i), codegen
+
+
+@nb.njit(cache=True)
+def _prefetch_rows(a, row, row_size):
+    """Prefetch row ``row`` of the C-contiguous 2-D array ``a`` (16 floats per cache line)."""
+    flat = a.reshape(-1)
+    base = row * row_size
+    for c in range(0, row_size, 16):
+        _prefetch(flat, base + c)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _forward_part(
+    t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride, next_qstate,
+    next_rstate, algo, double_dqn, o_b, a_b, st, nst, rst, new_st, new_nst, new_rst, new_ost,
+    gates_on, tanh_on, gates_sc, tanh_sc, z,
+):  # fmt: skip
+    """Part ``t`` of layer ``l`` of every forward of update ``u``: the target network at s'
+    (the Reward RNN there for G, the online network there for Double DQN) and the online
+    network at s, whose activations the backward reads. Layer 0 first gathers the states."""
+    bm = o_b.shape[0]
+    cap = next_qstate.shape[0]
+    if l == 0:
+        for j in range(bm):
+            r = idx[u, j]
+            nst[t, j, :] = next_qstate[r, :]
+            if prime[r] >= 0:
+                st[t, j, :] = prime_states[prime[r], :]
+            else:
+                st[t, j, :] = next_qstate[(r - stride + cap) % cap, :]
+            if algo == 2:
+                rst[t, j, :] = next_rstate[r, :]
+        if u + 1 < idx.shape[0]:  # the next update's rows arrive while this one computes
+            s_size = next_qstate.shape[1]
+            for j in range(bm):
+                r = idx[u + 1, j]
+                _prefetch_rows(next_qstate, r, s_size)
+                if prime[r] < 0:
+                    _prefetch_rows(next_qstate, (r - stride + cap) % cap, s_size)
+                if algo == 2:
+                    _prefetch_rows(next_rstate, r, s_size)
+    _units_forward(t, l, target, slm, a_b, nst[t], new_nst, gates_sc[t], tanh_sc[t], z[t])
+    if algo == 2:
+        _units_forward(t, l, rtheta, slm, a_b, rst[t], new_rst, gates_sc[t], tanh_sc[t], z[t])
+    if double_dqn:
+        _units_forward(t, l, theta, slm, a_b, nst[t], new_ost, gates_sc[t], tanh_sc[t], z[t])
+    _units_forward(t, l, theta, slm, o_b, st[t], new_st, gates_on[t], tanh_on[t], z[t])
+
+
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
+def _backward_head(theta, slm, ometa, new_state, act, dqa, grad, dq, dh):
+    """Output layer of the backward of ``sum_j dqa[j] * q[j, act[j]]``: ``Wo``/``bo`` gradients
+    (written, not added) and ``dh`` (B, H_last), the gradient at the last layer's output."""
+    bm = act.shape[0]
+    owo, obo, hl = ometa[0], ometa[1], ometa[2]
+    so_last = slm[slm.shape[0] - 1, 0, 7]
     # dq is one-hot per row (only Q(s, a) enters the loss): as a dense (B, 38) matrix the
     # output layer's gradients are two small matmuls
-    dq = np.zeros((bm, NUM_CLASSES), dtype=np.float32)
+    dq[:, :] = 0.0
     gbo = grad[obo : obo + NUM_CLASSES]
     gbo[:] = 0.0
     for j in range(bm):
@@ -328,54 +517,7 @@ def _backward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, act, dq
     hlast_t = np.ascontiguousarray(new_state[:, so_last : so_last + hl].T)
     np.dot(hlast_t, dq, grad[owo:obo].reshape((hl, NUM_CLASSES)))
     wo = theta[owo:obo].reshape((hl, NUM_CLASSES))
-    dh = np.ascontiguousarray(np.dot(dq, wo.T))
-    hoff_total = 0
-    for l in range(nl):
-        hoff_total += lmeta[l, 1]
-    hoff = hoff_total
-    for l in range(nl - 1, -1, -1):
-        inp, h, owx, owh, ob, so = lmeta[l]
-        g4 = 4 * h
-        hoff -= h
-        gl = gates[bm * 4 * hoff : bm * 4 * (hoff + h)].reshape((bm, g4))
-        tl = tanh_c[bm * hoff : bm * (hoff + h)].reshape((bm, h))
-        cprev = np.ascontiguousarray(state[:, so + h : so + 2 * h])
-        dz = np.empty((bm, g4), dtype=np.float32)
-        one = np.float32(1.0)
-        for j in range(bm):
-            for k in range(h):
-                ig = gl[j, k]
-                fg = gl[j, h + k]
-                gg = gl[j, 2 * h + k]
-                og = gl[j, 3 * h + k]
-                tc = tl[j, k]
-                dhk = dh[j, k]
-                dc = dhk * og * (one - tc * tc)
-                dz[j, k] = dc * gg * ig * (one - ig)
-                dz[j, h + k] = dc * cprev[j, k] * fg * (one - fg)
-                dz[j, 2 * h + k] = dc * ig * (one - gg * gg)
-                dz[j, 3 * h + k] = dhk * tc * og * (one - og)
-        gb = grad[ob : ob + g4]
-        gb[:] = 0.0
-        for j in range(bm):
-            for k in range(g4):
-                gb[k] += dz[j, k]
-        # each weight matrix's gradient is written by exactly one matmul (out=): no temporaries
-        hprev_t = np.ascontiguousarray(state[:, so : so + h].T)
-        np.dot(hprev_t, dz, grad[owh : owh + h * g4].reshape((h, g4)))
-        if l == 0:
-            gx = grad[owx : owx + inp * g4]
-            gx[:] = 0.0
-            for j in range(bm):
-                r = obs[j] * g4
-                for n in range(g4):
-                    gx[r + n] += dz[j, n]
-        else:
-            pso = lmeta[l - 1, 5]
-            xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
-            np.dot(xin_t, dz, grad[owx : owx + inp * g4].reshape((inp, g4)))
-            wx = theta[owx : owx + inp * g4].reshape((inp, g4))
-            dh = np.ascontiguousarray(np.dot(dz, wx.T))
+    np.dot(dq, wo.T, dh)
 
 
 @nb.njit(cache=True, fastmath=_FM_REDUCE, error_model="numpy")
@@ -388,30 +530,66 @@ def _sum_squares(x):
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _clip_adam_soft(theta, target, grad, m, v, step, groups, clip, lr, b1, b2, eps, eta):
-    for gi in range(groups.shape[0]):
-        s, e = groups[gi, 0], groups[gi, 1]
-        sq = _sum_squares(grad[s:e])
-        norm = math.sqrt(sq)
-        if norm > clip:
-            scale = np.float32(clip / norm)
-            for i in range(s, e):
-                grad[i] *= scale
-    bc1 = 1.0 - b1**step
-    bc2 = 1.0 - b2**step
-    _adam_soft(
-        theta,
-        target,
-        grad,
-        m,
-        v,
-        np.float32(lr / bc1),
-        np.float32(1.0 / math.sqrt(bc2)),
-        np.float32(b1),
-        np.float32(b2),
-        np.float32(eps),
-        np.float32(eta),
-    )
+def _backward_part(t, l, theta, slm, obs, state, new_state, gates, tanh_c, dh_flat, dz, grad,
+                   dh_below_flat, ranges, sq):  # fmt: skip
+    """Part ``t`` of layer ``l``'s backward: the gate gradients of its units from ``dh``
+    (``dh_flat`` holds (B, H)), then its bias, recurrent and input weights' gradients (written
+    by matmuls with ``out=``) and, above layer 0, its share of the gradient at the layer
+    below's output (``dh_below_flat`` receives (B, I); the caller sums the parts). At layer 0
+    it finally adds the squares of all its gradient blocks into ``sq[t, group]`` for the
+    per-tensor clipping."""
+    inp, hh, h, u0, owx, owh, ob, so, hoff = slm[l, t]
+    bm = obs.shape[0]
+    g4 = 4 * h
+    dh = dh_flat[: bm * hh].reshape((bm, hh))
+    dh_below = dh_below_flat[: bm * inp].reshape((bm, inp))
+    if h > 0:
+        gl = gates[bm * 4 * hoff : bm * 4 * (hoff + h)].reshape((bm, g4))
+        tl = tanh_c[bm * hoff : bm * (hoff + h)].reshape((bm, h))
+        dzl = dz[: bm * g4].reshape((bm, g4))
+        cprev = np.ascontiguousarray(state[:, so + hh + u0 : so + hh + u0 + h])
+        one = np.float32(1.0)
+        for j in range(bm):
+            for k in range(h):
+                ig = gl[j, k]
+                fg = gl[j, h + k]
+                gg = gl[j, 2 * h + k]
+                og = gl[j, 3 * h + k]
+                tc = tl[j, k]
+                dhk = dh[j, u0 + k]
+                dc = dhk * og * (one - tc * tc)
+                dzl[j, k] = dc * gg * ig * (one - ig)
+                dzl[j, h + k] = dc * cprev[j, k] * fg * (one - fg)
+                dzl[j, 2 * h + k] = dc * ig * (one - gg * gg)
+                dzl[j, 3 * h + k] = dhk * tc * og * (one - og)
+        gb = grad[ob : ob + g4]
+        gb[:] = 0.0
+        for j in range(bm):
+            for k in range(g4):
+                gb[k] += dzl[j, k]
+        hprev_t = np.ascontiguousarray(state[:, so : so + hh].T)
+        np.dot(hprev_t, dzl, grad[owh : owh + hh * g4].reshape((hh, g4)))
+        if l == 0:
+            gx = grad[owx : owx + inp * g4]
+            gx[:] = 0.0
+            for j in range(bm):
+                r = obs[j] * g4
+                for n in range(g4):
+                    gx[r + n] += dzl[j, n]
+        else:
+            pso = slm[l - 1, 0, 7]
+            xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
+            np.dot(xin_t, dzl, grad[owx : owx + inp * g4].reshape((inp, g4)))
+            wx = theta[owx : owx + inp * g4].reshape((inp, g4))
+            np.dot(dzl, wx.T, dh_below)
+    elif l > 0:
+        dh_below[:, :] = 0.0
+    if l == 0:
+        for gi in range(sq.shape[1]):
+            sq[t, gi] = 0.0
+        for r in range(ranges.shape[0]):
+            if ranges[r, 0] == t:
+                sq[t, ranges[r, 3]] += _sum_squares(grad[ranges[r, 1] : ranges[r, 2]])
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
@@ -430,39 +608,290 @@ def _adam_soft(theta, target, grad, m, v, step_size, inv_sqrt_bc2, b1, b2, eps, 
         target[i] += eta * (t - target[i])
 
 
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
+def _adam_part(t, theta, target, grad, m, v, ranges, scale, step, lr, b1, b2, eps, eta):
+    """Part ``t``'s blocks: clipping (``scale[group]``, 1 = none), Adam, the soft update."""
+    bc1 = 1.0 - b1**step
+    bc2 = 1.0 - b2**step
+    step_size = np.float32(lr / bc1)
+    inv_sqrt_bc2 = np.float32(1.0 / math.sqrt(bc2))
+    for r in range(ranges.shape[0]):
+        if ranges[r, 0] != t:
+            continue
+        s, e = ranges[r, 1], ranges[r, 2]
+        sc = scale[ranges[r, 3]]
+        if sc != 1.0:
+            for i in range(s, e):
+                grad[i] *= sc
+        _adam_soft(theta[s:e], target[s:e], grad[s:e], m[s:e], v[s:e], step_size, inv_sqrt_bc2,
+                   np.float32(b1), np.float32(b2), np.float32(eps), np.float32(eta))  # fmt: skip
+
+
 @nb.njit(cache=True, error_model="numpy")
+def _td_errors(algo, double_dqn, u, idx, rew, gamma, q, qn, qo, rl, a_b, vnext, dqa, out_loss,
+               out_target):  # fmt: skip
+    """Targets ``y = r + gamma V(s')``, the loss, its mean target and ``dL/dQ(s, a)``."""
+    bm = a_b.shape[0]
+    _bootstrap(algo, qn, rl, vnext, qo, double_dqn)
+    loss = 0.0
+    tsum = 0.0
+    for j in range(bm):
+        y = rew[idx[u, j]] + gamma * vnext[j]
+        diff = q[j, a_b[j]] - y
+        loss += diff * diff
+        tsum += y
+        dqa[j] = np.float32(2.0 * diff / bm)
+    out_loss[u] = loss / bm
+    out_target[u] = tsum / bm
+
+
+@nb.njit(cache=True)
+def _sum_parts(parts, n, out):
+    """``out[:n] = sum over parts of parts[t, :n]`` (in part order)."""
+    for i in range(n):
+        acc = parts[0, i]
+        for t in range(1, parts.shape[0]):
+            acc += parts[t, i]
+        out[i] = acc
+
+
+@nb.njit(cache=True)
+def _clip_scales(sq, clip, scale):
+    """Per clip group: the factor bringing the gradient's norm down to ``clip`` (1 if below)."""
+    for gi in range(scale.shape[0]):
+        total = np.float32(0.0)
+        for t in range(sq.shape[0]):
+            total += sq[t, gi]
+        norm = math.sqrt(total)
+        scale[gi] = np.float32(clip / norm) if norm > clip else np.float32(1.0)
+
+
+def _make_update_loop(parallel: bool):
+    """The driver of the update: ``parallel`` runs the two parts of each step on two threads
+    (numba's OpenMP layer), otherwise one after the other -- with the same results."""
+    prange = nb.prange if parallel else range
+
+    def loop(theta, target, m, v, adam_step, rtheta, slm, ometa, ranges, num_groups, obs, act,
+             rew, prime, prime_states, stride, next_qstate, next_rstate, idx, algo, double_dqn,
+             gamma, lr, b1, b2, eps, clip, eta, out_loss, out_target):  # fmt: skip
+        nupd, bm = idx.shape
+        s_size = next_qstate.shape[1]
+        nl = slm.shape[0]
+        npart = slm.shape[1]
+        units = np.zeros(npart, dtype=np.int64)
+        hmax = 0
+        imax = 0
+        for l in range(nl):
+            hmax = max(hmax, slm[l, 0, 1])
+            imax = max(imax, slm[l, 0, 0])
+            for t in range(npart):
+                units[t] += slm[l, t, 2]
+        umax = max(1, units.max())
+        o_b = np.empty(bm, dtype=np.int64)
+        a_b = np.empty(bm, dtype=np.int64)
+        st = np.empty((npart, bm, s_size), dtype=np.float32)
+        nst = np.empty((npart, bm, s_size), dtype=np.float32)
+        rst = np.empty((npart, bm if algo == 2 else 1, s_size), dtype=np.float32)
+        new_st = np.empty((bm, s_size), dtype=np.float32)
+        new_nst = np.empty((bm, s_size), dtype=np.float32)
+        new_rst = np.empty((bm, s_size), dtype=np.float32)
+        new_ost = np.empty((bm, s_size), dtype=np.float32)
+        gates_on = np.empty((npart, bm * 4 * umax), dtype=np.float32)
+        tanh_on = np.empty((npart, bm * umax), dtype=np.float32)
+        gates_sc = np.empty((npart, bm * 4 * umax), dtype=np.float32)
+        tanh_sc = np.empty((npart, bm * umax), dtype=np.float32)
+        z = np.empty((npart, bm * 4 * hmax), dtype=np.float32)
+        dz = np.empty((npart, bm * 4 * hmax), dtype=np.float32)
+        qn = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+        qo = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+        rl = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+        q = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+        dq = np.empty((bm, NUM_CLASSES), dtype=np.float32)
+        vnext = np.empty(bm, dtype=np.float64)
+        dqa = np.empty(bm, dtype=np.float32)
+        grad = np.empty(theta.shape[0], dtype=np.float32)
+        dh_buf = np.empty(bm * max(hmax, imax), dtype=np.float32)
+        dhp = np.zeros((npart, bm * max(hmax, imax)), dtype=np.float32)
+        sq = np.zeros((npart, num_groups), dtype=np.float32)
+        scale = np.ones(num_groups, dtype=np.float32)
+        for u in range(nupd):
+            for j in range(bm):
+                o_b[j] = obs[idx[u, j]]
+                a_b[j] = act[idx[u, j]]  # the action played = the next observation
+            for l in range(nl):
+                for t in prange(npart):
+                    _forward_part(
+                        t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride,
+                        next_qstate, next_rstate, algo, double_dqn, o_b, a_b, st, nst, rst,
+                        new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc, tanh_sc,
+                        z,
+                    )  # fmt: skip
+            _output_layer(target, slm, ometa, new_nst, qn)
+            if algo == 2:
+                _output_layer(rtheta, slm, ometa, new_rst, rl)
+            if double_dqn:
+                _output_layer(theta, slm, ometa, new_ost, qo)
+            _output_layer(theta, slm, ometa, new_st, q)
+            _td_errors(algo, double_dqn, u, idx, rew, gamma, q, qn, qo, rl, a_b, vnext, dqa,
+                       out_loss, out_target)  # fmt: skip
+            hl = slm[nl - 1, 0, 1]
+            _backward_head(theta, slm, ometa, new_st, a_b, dqa, grad, dq,
+                           dh_buf[: bm * hl].reshape((bm, hl)))  # fmt: skip
+            # (the layer loop reassigns no array variable: numba's parallel lowering got such
+            # reassignments around a prange wrong)
+            for l in range(nl - 1, -1, -1):
+                for t in prange(npart):
+                    _backward_part(
+                        t, l, theta, slm, o_b, st[t], new_st, gates_on[t], tanh_on[t], dh_buf,
+                        dz[t], grad, dhp[t], ranges, sq,
+                    )  # fmt: skip
+                if l > 0:
+                    _sum_parts(dhp, bm * slm[l, 0, 0], dh_buf)
+            _clip_scales(sq, clip, scale)
+            adam_step[0] += 1
+            for t in prange(npart):
+                _adam_part(t, theta, target, grad, m, v, ranges, scale, adam_step[0], lr, b1, b2,
+                           eps, eta)  # fmt: skip
+
+    loop.__name__ = loop.__qualname__ = "_update_parallel" if parallel else "_update_serial"
+    return nb.njit(cache=True, parallel=parallel, error_model="numpy")(loop)
+
+
+_update_serial = _make_update_loop(False)
+_update_parallel = _make_update_loop(True)
+
+
+_parallel_state: dict[str, bool] = {}
+
+
+def parallel_available() -> bool:
+    """Whether :func:`update_many` can use two threads here: numba's OpenMP threading layer must
+    load (it needs ``libgomp``). Other layers cost ~100 µs per parallel step here, more than the
+    work, so without OpenMP the update runs on one thread. Decided once per process."""
+    if "ok" not in _parallel_state:
+        ok = False
+        try:
+            if nb.config.THREADING_LAYER == "default":
+                nb.config.THREADING_LAYER = "omp"
+            _probe_parallel(np.zeros(2))
+            ok = nb.threading_layer() == "omp" and nb.config.NUMBA_NUM_THREADS >= 2
+        except (ValueError, RuntimeError, ImportError):  # no OpenMP runtime
+            ok = False
+        _parallel_state["ok"] = ok
+    return _parallel_state["ok"]
+
+
+@nb.njit(cache=True, parallel=True)
+def _probe_parallel(x):
+    for t in nb.prange(2):
+        x[t] += 1.0
+
+
+def default_threads() -> int:
+    """Threads for the update: 2 when two CPUs are available to this process, else 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
+class SplitUpdater:
+    """The update's own copies of the online and target networks and Adam's moments, in
+    :class:`SplitLayout` order, kept between calls so that nothing is reordered per update.
+
+    ``load(theta, target, m, v)`` copies canonical arrays in; :meth:`run` performs updates and
+    writes the online network back into the caller's canonical ``theta`` (the acting network
+    reads it); :meth:`store` writes target and moments back on request (checkpoints)."""
+
+    def __init__(self, layout: NetLayout, reward_theta: np.ndarray) -> None:
+        self.layout = SplitLayout(layout)
+        sl = self.layout
+        self.theta = np.zeros(layout.num_params, dtype=np.float32)
+        self.target = np.zeros_like(self.theta)
+        self.m = np.zeros_like(self.theta)
+        self.v = np.zeros_like(self.theta)
+        self.reward_theta = sl.split(np.ascontiguousarray(reward_theta, dtype=np.float32))
+        self._ometa = layout.ometa
+
+    def load(self, theta: np.ndarray, target: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
+        sl = self.layout
+        for src, dst in ((theta, self.theta), (target, self.target), (m, self.m), (v, self.v)):
+            sl.split(src, out=dst)
+
+    def load_theta(self, theta: np.ndarray) -> None:
+        self.layout.split(theta, out=self.theta)
+
+    def store(self, theta: np.ndarray, target: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
+        sl = self.layout
+        for src, dst in ((self.theta, theta), (self.target, target), (self.m, m), (self.v, v)):
+            sl.merge(src, dst)
+
+    def run(
+        self,
+        theta_out: np.ndarray,
+        adam_step: np.ndarray,
+        replay: tuple[np.ndarray, ...],
+        stride: int,
+        idx: np.ndarray,
+        algo: int,
+        double_dqn: bool,
+        hyper: tuple[float, ...],
+        out_loss: np.ndarray,
+        out_target: np.ndarray,
+        threads: int = 1,
+    ) -> None:
+        """``idx.shape[0]`` updates (see :func:`update_many`); then ``theta_out`` (canonical)
+        receives the online network. ``replay = (obs, act, rew, prime, prime_states,
+        next_qstate, next_rstate)``; ``hyper = (gamma, lr, b1, b2, eps, clip, eta)``."""
+        sl = self.layout
+        obs, act, rew, prime, prime_states, next_qstate, next_rstate = replay
+        args = (
+            self.theta, self.target, self.m, self.v, adam_step, self.reward_theta, sl.lmeta,
+            self._ometa, sl.ranges, sl.num_groups, obs, act, rew, prime, prime_states, stride,
+            next_qstate, next_rstate, np.ascontiguousarray(idx, dtype=np.int64), algo,
+            bool(double_dqn), *hyper, out_loss, out_target,
+        )  # fmt: skip
+        if threads > 1 and parallel_available():
+            nb.set_num_threads(min(NUM_PARTS, nb.config.NUMBA_NUM_THREADS))
+            _update_parallel(*args)
+        else:
+            _update_serial(*args)
+        sl.merge(self.theta, theta_out)
+
+
 def update_many(
-    theta,
-    target,
-    m,
-    v,
-    adam_step,
-    rtheta,
-    lmeta,
-    ometa,
-    groups,
-    obs,
-    act,
-    rew,
-    prime,
-    prime_states,
-    stride,
-    next_qstate,
-    next_rstate,
-    idx,
-    algo,
-    double_dqn,
-    gamma,
-    lr,
-    b1,
-    b2,
-    eps,
-    clip,
-    eta,
-    out_loss,
-    out_target,
-):
-    """Run ``idx.shape[0]`` minibatch updates; minibatch ``u`` uses replay rows ``idx[u]``.
+    theta: np.ndarray,
+    target: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    adam_step: np.ndarray,
+    rtheta: np.ndarray,
+    layout: NetLayout,
+    obs: np.ndarray,
+    act: np.ndarray,
+    rew: np.ndarray,
+    prime: np.ndarray,
+    prime_states: np.ndarray,
+    stride: int,
+    next_qstate: np.ndarray,
+    next_rstate: np.ndarray,
+    idx: np.ndarray,
+    algo: int,
+    double_dqn: bool,
+    gamma: float,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    clip: float,
+    eta: float,
+    out_loss: np.ndarray,
+    out_target: np.ndarray,
+    threads: int = 1,
+) -> None:
+    """Run ``idx.shape[0]`` minibatch updates on canonical arrays (updated in place);
+    minibatch ``u`` uses replay rows ``idx[u]``.
 
     Replay arrays (see :class:`rltuner.learner.ReplayMemory`): ``obs``/``act`` (M,) int8 (next
     observation = the action played), ``rew`` (M,) float32, ``next_qstate`` (M, S) float32
@@ -473,69 +902,15 @@ def update_many(
     ``y = r + gamma * V(s')`` from the target network (and for G the Reward RNN at s'),
     loss ``mean((Q(s, a) - y)^2)``, gradient, clipping per tensor, Adam, then
     ``target <- target + eta * (theta - target)``. ``out_loss[u]`` / ``out_target[u]`` get the
-    loss and the mean target value."""
-    nupd, bm = idx.shape
-    s_size = next_qstate.shape[1]
-    cap = next_qstate.shape[0]
-    g_total = 0
-    h_total = 0
-    for l in range(lmeta.shape[0]):
-        g_total += 4 * lmeta[l, 1]
-        h_total += lmeta[l, 1]
-    o_b = np.empty(bm, dtype=np.int64)
-    a_b = np.empty(bm, dtype=np.int64)
-    no_b = np.empty(bm, dtype=np.int64)
-    st = np.empty((bm, s_size), dtype=np.float32)
-    nst = np.empty((bm, s_size), dtype=np.float32)
-    scratch_state = np.empty((bm, s_size), dtype=np.float32)
-    gates = np.empty(bm * g_total, dtype=np.float32)
-    tanh_c = np.empty(bm * h_total, dtype=np.float32)
-    qn = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-    qo = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-    rl = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-    q = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-    vnext = np.empty(bm, dtype=np.float64)
-    dqa = np.empty(bm, dtype=np.float32)
-    grad = np.empty(theta.shape[0], dtype=np.float32)
-    hmax = 0
-    for l in range(lmeta.shape[0]):
-        hmax = max(hmax, lmeta[l, 1])
-    z = np.empty(bm * 4 * hmax, dtype=np.float32)
-    for u in range(nupd):
-        for j in range(bm):
-            r = idx[u, j]
-            o_b[j] = obs[r]
-            a_b[j] = act[r]
-            no_b[j] = act[r]
-        # target network at s' (and the online network there for Double DQN)
-        for j in range(bm):
-            nst[j, :] = next_qstate[idx[u, j], :]
-        forward(target, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qn, z)
-        if algo == 2:
-            for j in range(bm):
-                st[j, :] = next_rstate[idx[u, j], :]
-            forward(rtheta, lmeta, ometa, no_b, st, scratch_state, gates, tanh_c, rl, z)
-        if double_dqn:
-            forward(theta, lmeta, ometa, no_b, nst, scratch_state, gates, tanh_c, qo, z)
-        _bootstrap(algo, qn, rl, vnext, qo, double_dqn)
-        # online network at s
-        for j in range(bm):
-            r = idx[u, j]
-            if prime[r] >= 0:
-                st[j, :] = prime_states[prime[r], :]
-            else:
-                st[j, :] = next_qstate[(r - stride + cap) % cap, :]
-        forward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, q, z)
-        loss = 0.0
-        tsum = 0.0
-        for j in range(bm):
-            y = rew[idx[u, j]] + gamma * vnext[j]
-            diff = q[j, a_b[j]] - y
-            loss += diff * diff
-            tsum += y
-            dqa[j] = np.float32(2.0 * diff / bm)
-        out_loss[u] = loss / bm
-        out_target[u] = tsum / bm
-        _backward(theta, lmeta, ometa, o_b, st, nst, gates, tanh_c, a_b, dqa, grad)
-        adam_step[0] += 1
-        _clip_adam_soft(theta, target, grad, m, v, adam_step[0], groups, clip, lr, b1, b2, eps, eta)
+    loss and the mean target value. ``threads = 2`` runs the two halves of every step on two
+    threads when :func:`parallel_available`; the results are identical.
+
+    This converts the layout on every call; the tuner keeps a :class:`SplitUpdater` instead."""
+    up = SplitUpdater(layout, rtheta)
+    up.load(theta, target, m, v)
+    up.run(
+        theta, adam_step, (obs, act, rew, prime, prime_states, next_qstate, next_rstate), stride,
+        idx, algo, double_dqn, (gamma, lr, b1, b2, eps, clip, eta), out_loss, out_target,
+        threads,
+    )  # fmt: skip
+    up.store(theta, target, m, v)

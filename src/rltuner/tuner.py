@@ -90,6 +90,7 @@ class TunerConfig:
     rules: list[str] = field(default_factory=list)  # user rules (file.py:function / entry point)
     seed: int = 0
     device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
+    threads: int = 0  # CPU threads for the updates (0 = 2 if available); same results for any
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
     report: bool = True  # write report.html (HTML report with audio) at the end of the run
 
@@ -197,6 +198,7 @@ class RLTuner:
                 target_update_rate=cfg.target_update_rate,
                 double_dqn=cfg.double_dqn,
             ),
+            threads=cfg.threads,
         )
         self.priming = Priming(cfg.priming, note_rnn, self._primer_melodies(), rng=self.rng)
         self.step = 0
