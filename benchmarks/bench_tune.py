@@ -27,11 +27,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def throughput(algorithm: str, num_envs: int, steps: int, note_rnn: str | None) -> dict:
+def throughput(algorithm: str, num_envs: int, steps: int, note_rnn: str | None,
+               threads: int = 0) -> dict:
     from rltuner.tuner import RLTuner, TunerConfig
 
     cfg = TunerConfig(algorithm=algorithm, steps=steps, num_envs=num_envs, eval_every=10**12,
-                      exploration_period=steps // 2, note_rnn=note_rnn)
+                      exploration_period=steps // 2, note_rnn=note_rnn, threads=threads)
     tuner = RLTuner(cfg)
     tuner.train(None, progress=False, stop_after=min(steps, 5 * num_envs + 2000))  # warm-up/JIT
     tuner.step = 0
@@ -40,7 +41,8 @@ def throughput(algorithm: str, num_envs: int, steps: int, note_rnn: str | None) 
     tuner.train(None, progress=False)
     dt = time.perf_counter() - t0
     updates = int(tuner.learner.adam_step[0]) - u0
-    return {"algorithm": algorithm, "num_envs": num_envs, "steps": tuner.step,
+    return {"algorithm": algorithm, "num_envs": num_envs, "threads": tuner.learner.threads,
+            "steps": tuner.step,
             "seconds": dt, "steps_per_s": tuner.step / dt, "updates_per_s": updates / dt}
 
 
@@ -61,16 +63,19 @@ def main() -> None:
     ap.add_argument("--algorithms", default="q,psi,g")
     ap.add_argument("--envs", default="1,64,256")
     ap.add_argument("--note-rnn", default=None)
+    ap.add_argument("--threads", default="2,1",
+                    help="update threads to measure (0 = the default: 2 if available)")
     ap.add_argument("--full", action="store_true", help="also time a full default tune run")
     args = ap.parse_args()
     rows = []
     for alg in args.algorithms.split(","):
         for b in (int(x) for x in args.envs.split(",")):
-            steps = args.steps if b > 1 else max(args.steps // 10, 5000)
-            r = throughput(alg, b, steps, args.note_rnn)
-            rows.append(r)
-            print(f"{alg:>4} B={b:<4} {r['steps_per_s']:>9,.0f} steps/s "
-                  f"{r['updates_per_s']:>8,.0f} updates/s ({r['steps']:,} steps)", flush=True)
+            for th in (int(x) for x in args.threads.split(",")):
+                steps = args.steps if b > 1 else max(args.steps // 10, 5000)
+                r = throughput(alg, b, steps, args.note_rnn, th)
+                rows.append(r)
+                print(f"{alg:>4} B={b:<4} threads={r['threads']} {r['steps_per_s']:>9,.0f} steps/s "
+                      f"{r['updates_per_s']:>8,.0f} updates/s ({r['steps']:,} steps)", flush=True)
     out = {"machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
            "cpus": os.cpu_count(), "command": " ".join(sys.argv), "throughput": rows}
     if args.full:

@@ -278,3 +278,23 @@ def test_cli_evaluate_errors(tmp_path, capsys):
     assert "no such model" in capsys.readouterr().err
     (tmp_path / "bad.safetensors").write_text("not a checkpoint")
     assert main(["evaluate", str(tmp_path / "bad.safetensors"), "--compositions", "5"]) == 2
+
+
+def test_rows_matching_paper_uses_printed_precision():
+    from rltuner.evaluate import PAPER_TABLE1, rows_matching_paper
+
+    paper_q = {row: vals[1][0] for row, vals in PAPER_TABLE1.items()}
+    assert all(rows_matching_paper(paper_q).values())
+    worse = dict(paper_q)
+    worse["Notes excessively repeated"] = 0.0003  # 0.03% prints as 0.0%: a match
+    worse["Mean autocorrelation, lag 1"] = 0.114  # |.114| -> .11: a match
+    worse["Mean autocorrelation, lag 2"] = -0.04  # |-.04| > .03
+    worse["Notes in motif"] = 0.7564  # 75.6% < 75.7%
+    worse["Compositions with unique min note"] = 0.5186  # 51.86% -> 51.9%: a match
+    got = rows_matching_paper(worse)
+    assert sum(got.values()) == 9
+    assert not got["Mean autocorrelation, lag 2"] and not got["Notes in motif"]
+    worse["Notes excessively repeated"] = 0.0006  # 0.06% -> 0.1%
+    assert not rows_matching_paper(worse)["Notes excessively repeated"]
+    # the Ψ column has its own numbers
+    assert not rows_matching_paper(paper_q, "Ψ")["Compositions with unique min note"]
