@@ -371,7 +371,10 @@ def _units_forward(t, l, theta, slm, obs, state, new_state, gates, tanh_c, z):
     else:
         pso = slm[l - 1, 0, 7]
         xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
-        zl += np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)))
+        zx = np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)))
+        for j in range(bm):
+            for k in range(g4):
+                zl[j, k] += zx[j, k]
         for j in range(bm):
             for k in range(g4):
                 zl[j, k] += bias[k]
@@ -393,8 +396,12 @@ def _units_forward(t, l, theta, slm, obs, state, new_state, gates, tanh_c, z):
             tc = ftanh(cn[j, k])
             tl[j, k] = tc
             hn[j, k] = gl[j, 3 * h + k] * tc
-    new_state[:, so + u0 : so + u0 + h] = hn
-    new_state[:, so + hh + u0 : so + hh + u0 + h] = cn
+    # element loops, not slice assignment: numba compiles ~10 s of error-message formatting
+    # for every array-to-slice assignment
+    for j in range(bm):
+        for k in range(h):
+            new_state[j, so + u0 + k] = hn[j, k]
+            new_state[j, so + hh + u0 + k] = cn[j, k]
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
@@ -429,7 +436,8 @@ def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
         slm[l, 0, 8] = hoff
         hoff += lmeta[l, 1]
     for l in range(nl):
-        _units_forward(0, l, theta, slm, obs, state, new_state, gates, tanh_c, z)
+        _units_forward(np.int64(0), np.int64(l), theta, slm, obs, state, new_state, gates, tanh_c,
+                       z)  # fmt: skip
     _output_layer(theta, slm, ometa, new_state, q)
 
 
@@ -463,6 +471,13 @@ def _prefetch_rows(a, row, row_size):
         _prefetch(flat, base + c)
 
 
+@nb.njit(cache=True)
+def _copy_row(src, i, dst, j):
+    """``dst[j, :] = src[i, :]`` as an element loop (see :func:`_units_forward`)."""
+    for k in range(src.shape[1]):
+        dst[j, k] = src[i, k]
+
+
 @nb.njit(cache=True, error_model="numpy")
 def _forward_part(
     t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride, next_qstate,
@@ -477,13 +492,13 @@ def _forward_part(
     if l == 0:
         for j in range(bm):
             r = idx[u, j]
-            nst[t, j, :] = next_qstate[r, :]
+            _copy_row(next_qstate, r, nst[t], j)
             if prime[r] >= 0:
-                st[t, j, :] = prime_states[prime[r], :]
+                _copy_row(prime_states, np.int64(prime[r]), st[t], j)
             else:
-                st[t, j, :] = next_qstate[(r - stride + cap) % cap, :]
+                _copy_row(next_qstate, (r - stride + cap) % cap, st[t], j)
             if algo == 2:
-                rst[t, j, :] = next_rstate[r, :]
+                _copy_row(next_rstate, r, rst[t], j)
         if u + 1 < idx.shape[0]:  # the next update's rows arrive while this one computes
             s_size = next_qstate.shape[1]
             for j in range(bm):
@@ -673,49 +688,16 @@ def _make_update_loop(parallel: bool):
     (numba's OpenMP layer), otherwise one after the other -- with the same results."""
     prange = nb.prange if parallel else range
 
-    def loop(theta, target, m, v, adam_step, rtheta, slm, ometa, ranges, num_groups, obs, act,
-             rew, prime, prime_states, stride, next_qstate, next_rstate, idx, algo, double_dqn,
-             gamma, lr, b1, b2, eps, clip, eta, out_loss, out_target):  # fmt: skip
+    def loop(theta, target, m, v, adam_step, rtheta, slm, ometa, ranges, obs, act, rew, prime,
+             prime_states, stride, next_qstate, next_rstate, idx, algo, double_dqn, gamma, lr,
+             b1, b2, eps, clip, eta, out_loss, out_target, ws):  # fmt: skip
+        # the buffers come from _workspace (allocating them here made numba's parallel
+        # analysis of this function several seconds slower to compile)
+        (o_b, a_b, st, nst, rst, new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc,
+         tanh_sc, z, dz, qn, qo, rl, q, dq, vnext, dqa, grad, dh_buf, dhp, sq, scale) = ws
         nupd, bm = idx.shape
-        s_size = next_qstate.shape[1]
         nl = slm.shape[0]
         npart = slm.shape[1]
-        units = np.zeros(npart, dtype=np.int64)
-        hmax = 0
-        imax = 0
-        for l in range(nl):
-            hmax = max(hmax, slm[l, 0, 1])
-            imax = max(imax, slm[l, 0, 0])
-            for t in range(npart):
-                units[t] += slm[l, t, 2]
-        umax = max(1, units.max())
-        o_b = np.empty(bm, dtype=np.int64)
-        a_b = np.empty(bm, dtype=np.int64)
-        st = np.empty((npart, bm, s_size), dtype=np.float32)
-        nst = np.empty((npart, bm, s_size), dtype=np.float32)
-        rst = np.empty((npart, bm if algo == 2 else 1, s_size), dtype=np.float32)
-        new_st = np.empty((bm, s_size), dtype=np.float32)
-        new_nst = np.empty((bm, s_size), dtype=np.float32)
-        new_rst = np.empty((bm, s_size), dtype=np.float32)
-        new_ost = np.empty((bm, s_size), dtype=np.float32)
-        gates_on = np.empty((npart, bm * 4 * umax), dtype=np.float32)
-        tanh_on = np.empty((npart, bm * umax), dtype=np.float32)
-        gates_sc = np.empty((npart, bm * 4 * umax), dtype=np.float32)
-        tanh_sc = np.empty((npart, bm * umax), dtype=np.float32)
-        z = np.empty((npart, bm * 4 * hmax), dtype=np.float32)
-        dz = np.empty((npart, bm * 4 * hmax), dtype=np.float32)
-        qn = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-        qo = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-        rl = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-        q = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-        dq = np.empty((bm, NUM_CLASSES), dtype=np.float32)
-        vnext = np.empty(bm, dtype=np.float64)
-        dqa = np.empty(bm, dtype=np.float32)
-        grad = np.empty(theta.shape[0], dtype=np.float32)
-        dh_buf = np.empty(bm * max(hmax, imax), dtype=np.float32)
-        dhp = np.zeros((npart, bm * max(hmax, imax)), dtype=np.float32)
-        sq = np.zeros((npart, num_groups), dtype=np.float32)
-        scale = np.ones(num_groups, dtype=np.float32)
         for u in range(nupd):
             for j in range(bm):
                 o_b[j] = obs[idx[u, j]]
@@ -723,8 +705,9 @@ def _make_update_loop(parallel: bool):
             for l in range(nl):
                 for t in prange(npart):
                     _forward_part(
-                        t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride,
-                        next_qstate, next_rstate, algo, double_dqn, o_b, a_b, st, nst, rst,
+                        np.int64(t), np.int64(l), u, idx, theta, target, rtheta, slm, prime,
+                        prime_states, stride, next_qstate, next_rstate, algo, double_dqn, o_b,
+                        a_b, st, nst, rst,
                         new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc, tanh_sc,
                         z,
                     )  # fmt: skip
@@ -744,16 +727,16 @@ def _make_update_loop(parallel: bool):
             for l in range(nl - 1, -1, -1):
                 for t in prange(npart):
                     _backward_part(
-                        t, l, theta, slm, o_b, st[t], new_st, gates_on[t], tanh_on[t], dh_buf,
-                        dz[t], grad, dhp[t], ranges, sq,
+                        np.int64(t), np.int64(l), theta, slm, o_b, st[t], new_st, gates_on[t],
+                        tanh_on[t], dh_buf, dz[t], grad, dhp[t], ranges, sq,
                     )  # fmt: skip
                 if l > 0:
                     _sum_parts(dhp, bm * slm[l, 0, 0], dh_buf)
             _clip_scales(sq, clip, scale)
             adam_step[0] += 1
             for t in prange(npart):
-                _adam_part(t, theta, target, grad, m, v, ranges, scale, adam_step[0], lr, b1, b2,
-                           eps, eta)  # fmt: skip
+                _adam_part(np.int64(t), theta, target, grad, m, v, ranges, scale, adam_step[0], lr,
+                           b1, b2, eps, eta)  # fmt: skip
 
     loop.__name__ = loop.__qualname__ = "_update_parallel" if parallel else "_update_serial"
     return nb.njit(cache=True, parallel=parallel, error_model="numpy")(loop)
@@ -761,6 +744,52 @@ def _make_update_loop(parallel: bool):
 
 _update_serial = _make_update_loop(False)
 _update_parallel = _make_update_loop(True)
+
+
+def _workspace(sl: SplitLayout, bm: int, s_size: int, algo: int) -> tuple[np.ndarray, ...]:
+    """Scratch buffers of the update loop for minibatches of ``bm`` (see ``loop``'s unpacking)."""
+    slm = sl.lmeta
+    npart = slm.shape[1]
+    hmax = int(slm[:, 0, 1].max())
+    dmax = max(hmax, int(slm[:, 0, 0].max()))
+    umax = max(1, int(slm[:, :, 2].sum(axis=0).max()))
+    f32 = np.float32
+
+    def parts(*shape: int) -> np.ndarray:
+        return np.zeros((npart, *shape), dtype=f32)
+
+    def rows(width: int, dtype: type = f32) -> np.ndarray:
+        return np.zeros((bm, width), dtype=dtype)
+
+    return (
+        np.zeros(bm, np.int64),  # o_b
+        np.zeros(bm, np.int64),  # a_b
+        parts(bm, s_size),  # st: state before obs (per part's own copy)
+        parts(bm, s_size),  # nst: state after obs (s')
+        parts(bm if algo == 2 else 1, s_size),  # rst: Reward-RNN state at s' (G)
+        rows(s_size),  # new_st
+        rows(s_size),  # new_nst
+        rows(s_size),  # new_rst
+        rows(s_size),  # new_ost
+        parts(bm * 4 * umax),  # gates_on
+        parts(bm * umax),  # tanh_on
+        parts(bm * 4 * umax),  # gates_sc
+        parts(bm * umax),  # tanh_sc
+        parts(bm * 4 * hmax),  # z
+        parts(bm * 4 * hmax),  # dz
+        rows(NUM_CLASSES),  # qn
+        rows(NUM_CLASSES),  # qo
+        rows(NUM_CLASSES),  # rl
+        rows(NUM_CLASSES),  # q
+        rows(NUM_CLASSES),  # dq
+        np.zeros(bm, np.float64),  # vnext
+        np.zeros(bm, f32),  # dqa
+        np.zeros(sl.perm.size, f32),  # grad
+        np.zeros(bm * dmax, f32),  # dh_buf
+        parts(bm * dmax),  # dhp
+        np.zeros((npart, sl.num_groups), f32),  # sq
+        np.ones(sl.num_groups, f32),  # scale
+    )
 
 
 _parallel_state: dict[str, bool] = {}
@@ -815,6 +844,8 @@ class SplitUpdater:
         self.v = np.zeros_like(self.theta)
         self.reward_theta = sl.split(np.ascontiguousarray(reward_theta, dtype=np.float32))
         self._ometa = layout.ometa
+        self._ws: tuple[np.ndarray, ...] = ()
+        self._ws_key: tuple[int, int, int] | None = None
 
     def load(self, theta: np.ndarray, target: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
         sl = self.layout
@@ -848,11 +879,15 @@ class SplitUpdater:
         next_qstate, next_rstate)``; ``hyper = (gamma, lr, b1, b2, eps, clip, eta)``."""
         sl = self.layout
         obs, act, rew, prime, prime_states, next_qstate, next_rstate = replay
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        key = (idx.shape[1], next_qstate.shape[1], algo)
+        if self._ws_key != key:
+            self._ws = _workspace(sl, *key)
+            self._ws_key = key
         args = (
             self.theta, self.target, self.m, self.v, adam_step, self.reward_theta, sl.lmeta,
-            self._ometa, sl.ranges, sl.num_groups, obs, act, rew, prime, prime_states, stride,
-            next_qstate, next_rstate, np.ascontiguousarray(idx, dtype=np.int64), algo,
-            bool(double_dqn), *hyper, out_loss, out_target,
+            self._ometa, sl.ranges, obs, act, rew, prime, prime_states, stride, next_qstate,
+            next_rstate, idx, algo, bool(double_dqn), *hyper, out_loss, out_target, self._ws,
         )  # fmt: skip
         if threads > 1 and parallel_available():
             nb.set_num_threads(min(NUM_PARTS, nb.config.NUMBA_NUM_THREADS))

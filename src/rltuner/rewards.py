@@ -621,6 +621,7 @@ def _step_kernel(comps, beat, action, obs, l_dir, l_from, l_steps, packed, param
     seq = np.empty(width + 1, dtype=np.int64)
     x = np.empty(width + 1, dtype=np.float64)
     p = np.empty(width + 1, dtype=np.float64)
+    want_values = True
     for b in range(n_rows):
         bt = beat[b]
         a = action[b]
@@ -636,8 +637,11 @@ def _step_kernel(comps, beat, action, obs, l_dir, l_from, l_steps, packed, param
         lf = l_from[b]
         if l_dir[b] != 0 and (lf < 0 or lf >= NUM_CLASSES):
             return b
-        r = _eval_one(seq, bt, ob, l_dir[b], lf, l_steps[b], packed, params, key_prob,
-                      True, values[b], x, p)  # fmt: skip
+        # every argument as int64 / bool_: one compiled specialisation of _eval_one, not one
+        # per caller's dtypes and literal constants (each costs ~1 s of compilation)
+        r = _eval_one(seq, np.int64(bt), np.int64(ob), np.int64(l_dir[b]), np.int64(lf),
+                      np.int64(l_steps[b]), packed, params, key_prob, np.bool_(want_values),
+                      values[b], x, p)  # fmt: skip
         repeated[b] = r[0]
         motif[b] = r[1]
         repeated_motif[b] = r[2]
@@ -662,6 +666,8 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
     p = np.empty(width + 1, dtype=np.float64)
     vals = np.empty(12, dtype=np.float64)
     tonic_class = params[0]
+    no_obs = -1
+    want_values = False
     for m in range(n_rows):
         for j in range(width):
             e = comps[m, j]
@@ -672,7 +678,9 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
         f = -1
         s = 0
         for i in range(width):
-            r = _eval_one(seq, i, -1, d, f, s, packed, params, key_prob, False, vals, x, p)
+            r = _eval_one(seq, np.int64(i), np.int64(no_obs), np.int64(d), np.int64(f),
+                          np.int64(s), packed, params, key_prob, np.bool_(want_values), vals, x,
+                          p)  # fmt: skip
             d = r[6]
             f = r[7]
             s = r[8]

@@ -326,6 +326,13 @@ class RLTuner:
         run = Path(run_dir) if run_dir is not None else None
         if run is not None:
             self._prepare_run_dir(run)
+        if cfg.device == "cpu":
+            from rltuner.warmup import ensure_compiled, missing_groups
+
+            if progress and missing_groups(self.learner.threads):
+                print("compiling the numba kernels (first run after an install)...",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            ensure_compiled(self.learner.threads)
         if self._memory is None:
             self._memory = self._new_memory()
         if self._env is None:

@@ -1,0 +1,114 @@
+"""Compile the numba kernels ahead of a run, in helper processes.
+
+numba compiles every kernel on first use and caches the machine code next to the sources
+(``__pycache__``). The first ``rltuner tune`` after an install would compile ~20 s of kernels
+inside the training process, one after the other, and keep ~140 MB of compiler state alive
+there for the whole run. :func:`ensure_compiled` instead starts two short-lived processes at
+once -- one compiles the update kernel, the other the acting, reward and evaluation kernels --
+and returns when both are done; the run (and its report process) then load everything from the
+cache. When the cache is already warm it does nothing. A helper that fails costs nothing but
+time: whatever is still missing is compiled by the run itself, with the same results.
+
+``python -m rltuner.warmup [update|acting] [--threads N]`` runs one group by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+
+__all__ = ["GROUPS", "ensure_compiled", "missing_groups"]
+
+GROUPS = ("update", "acting")
+
+
+def _has_cache(dispatcher) -> bool:
+    """Whether numba's on-disk cache holds a valid compiled version of ``dispatcher``.
+    Reads numba's cache index (private API); if that is not possible, answers True so that no
+    helper is started for nothing."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 -- any change in numba's internals: assume cached
+        return True
+
+
+def missing_groups(threads: int) -> list[str]:
+    """The kernel groups that have no valid cache entry yet."""
+    from rltuner import evaluate, lstm_kernels, rewards
+
+    parallel = threads > 1 and lstm_kernels.parallel_available()
+    update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
+    acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
+              evaluate._lstm_infer)  # fmt: skip
+    out = []
+    if not _has_cache(update):
+        out.append("update")
+    if not all(_has_cache(d) for d in acting):
+        out.append("acting")
+    return out
+
+
+def ensure_compiled(threads: int) -> list[str]:
+    """Compile the missing kernel groups in parallel helper processes; returns the groups
+    that were compiled (empty when the cache was warm)."""
+    groups = missing_groups(threads)
+    if not groups:
+        return []
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rltuner.warmup", g, "--threads", str(threads)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for g in groups
+    ]
+    for p in procs:
+        p.wait()
+    return groups
+
+
+def _compile_update(threads: int) -> None:
+    """One tiny minibatch update through the real Learner and ReplayMemory (identical argument
+    types to a run's)."""
+    from rltuner.env import load_network
+    from rltuner.evaluate import bundled_note_rnn_path
+    from rltuner.learner import Learner, LearnerHyper, ReplayMemory
+
+    net, _ = load_network(bundled_note_rnn_path())
+    learner = Learner(net.copy(), net, LearnerHyper(), threads=threads)
+    stride = 4
+    mem = ReplayMemory(64, net.layout.state_size, False, stride, net.zero_state(1))
+    s = net.layout.state_size
+    for _ in range(16):
+        mem.add(np.zeros(stride, np.int8), np.full(stride, -1, np.int32),
+                np.zeros(stride, np.int8), np.zeros(stride, np.float32),
+                np.zeros((stride, s), np.float32), None)  # fmt: skip
+    learner.update(mem, mem.sample_indices(np.random.default_rng(0), 1, 32))
+
+
+def _compile_acting() -> None:
+    """Acting, rewards and statistics of a tiny rollout, and the evaluation sampler."""
+    from rltuner.evaluate import evaluate_model, load_model
+    from rltuner.tuner import RLTuner, TunerConfig
+
+    tuner = RLTuner(TunerConfig(report=False))
+    tuner.evaluate(8)
+    evaluate_model(load_model("bundled"), compositions=8, workers=1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m rltuner.warmup", description=__doc__)
+    ap.add_argument("group", choices=GROUPS)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    if args.group == "update":
+        _compile_update(args.threads)
+    else:
+        _compile_acting()
+
+
+if __name__ == "__main__":
+    main()
