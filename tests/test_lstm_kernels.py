@@ -207,3 +207,32 @@ def test_forward_kernel_matches_torch_two_layers():
     forward(theta, lay.lmeta, lay.ometa, obs, state, new, gates, tc, q, z)
     ref = _torch_forward(torch.tensor(theta), lay, torch.tensor(obs), torch.tensor(state))
     np.testing.assert_allclose(q, ref.numpy(), atol=3e-6)
+
+
+def test_forked_child_falls_back_to_one_thread():
+    """libgomp is not fork-safe: after the parent used the two-thread update, a forked child
+    must run the update on one thread (and still finish, with the same results)."""
+    import multiprocessing as mp
+
+    from rltuner.lstm_kernels import parallel_available
+
+    lay, a, r, idx = _random_update_problem((12,), 1)
+    loss, tgt = np.zeros(len(idx)), np.zeros(len(idx))
+    update_many(*a.values(), lay, *r.values(), idx, 0, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0,
+                0.01, loss, tgt, threads=2)  # fmt: skip
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        lay2, a2, r2, idx2 = _random_update_problem((12,), 1)
+        l2, t2 = np.zeros(len(idx2)), np.zeros(len(idx2))
+        update_many(*a2.values(), lay2, *r2.values(), idx2, 0, False, 0.5, 1e-3, 0.9, 0.999,
+                    1e-8, 5.0, 0.01, l2, t2, threads=2)  # fmt: skip
+        q.put((parallel_available(), a2["theta"]))
+
+    p = ctx.Process(target=child)
+    p.start()
+    parallel, theta = q.get(timeout=120)
+    p.join(timeout=60)
+    assert p.exitcode == 0 and not parallel
+    assert np.array_equal(theta, a["theta"])

@@ -792,14 +792,18 @@ def _workspace(sl: SplitLayout, bm: int, s_size: int, algo: int) -> tuple[np.nda
     )
 
 
-_parallel_state: dict[str, bool] = {}
+_parallel_state: dict[str, int] = {}
 
 
 def parallel_available() -> bool:
     """Whether :func:`update_many` can use two threads here: numba's OpenMP threading layer must
     load (it needs ``libgomp``). Other layers cost ~100 µs per parallel step here, more than the
-    work, so without OpenMP the update runs on one thread. Decided once per process."""
+    work, so without OpenMP the update runs on one thread. Decided once per process; a child
+    forked after the OpenMP threads started stays on one thread (libgomp is not fork-safe)."""
+    if _parallel_state.get("pid", os.getpid()) != os.getpid():
+        return False
     if "ok" not in _parallel_state:
+        _parallel_state["pid"] = os.getpid()
         ok = False
         try:
             if nb.config.THREADING_LAYER == "default":
