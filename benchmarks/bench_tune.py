@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--algorithms", default="q,psi,g")
     ap.add_argument("--envs", default="1,64,256")
     ap.add_argument("--note-rnn", default=None)
-    ap.add_argument("--threads", default="2,1",
-                    help="update threads to measure (0 = the default: 2 if available)")
+    ap.add_argument("--threads", default="0,1",
+                    help="update threads to measure (0 = the default: automatic, 1 or 2)")
     ap.add_argument("--full", action="store_true", help="also time a full default tune run")
     args = ap.parse_args()
     rows = []
@@ -74,7 +74,8 @@ def main() -> None:
                 steps = args.steps if b > 1 else max(args.steps // 10, 5000)
                 r = throughput(alg, b, steps, args.note_rnn, th)
                 rows.append(r)
-                print(f"{alg:>4} B={b:<4} threads={r['threads']} {r['steps_per_s']:>9,.0f} steps/s "
+                thr = r["threads"] or "auto"
+                print(f"{alg:>4} B={b:<4} threads={thr:<4} {r['steps_per_s']:>9,.0f} steps/s "
                       f"{r['updates_per_s']:>8,.0f} updates/s ({r['steps']:,} steps)", flush=True)
     out = {"machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
            "cpus": os.cpu_count(), "command": " ".join(sys.argv), "throughput": rows}

@@ -236,3 +236,30 @@ def test_forked_child_falls_back_to_one_thread():
     p.join(timeout=60)
     assert p.exitcode == 0 and not parallel
     assert np.array_equal(theta, a["theta"])
+
+
+def test_thread_chooser_follows_the_cheaper_choice():
+    from rltuner.lstm_kernels import ThreadChooser
+
+    ch = ThreadChooser(explore_every=4, max_interval=16)
+    cost = {1: 2.0, 2: 1.0}  # an idle machine: two threads are cheaper
+
+    def run(calls):
+        picks = []
+        for _ in range(calls):
+            n = ch.pick()
+            ch.record(n, cost[n])
+            picks.append(n)
+        return picks
+
+    picks = run(60)
+    assert picks[:4] == [2, 2, 1, 1]  # both measured, first calls not counted
+    assert picks[4:].count(2) > 45 and 1 in picks[4:]  # mostly two, the other re-tried
+    cost[2] = 5.0  # the other CPU got busy
+    picks = run(200)
+    assert picks[-100:].count(1) > 90
+    gaps = [i for i, n in enumerate(picks) if n == 2]
+    assert gaps[-1] - gaps[-2] == 16  # re-tries back off to the longest interval
+    cost[2] = 1.0  # idle again: back to two threads after the next re-try
+    picks = run(40)
+    assert picks[-10:].count(2) >= 8

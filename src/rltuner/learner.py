@@ -15,7 +15,7 @@ import numpy as np
 
 from rltuner.encoding import NUM_CLASSES
 from rltuner.env import Network, softmax_sample
-from rltuner.lstm_kernels import ALGO_CODES, SplitUpdater, default_threads
+from rltuner.lstm_kernels import ALGO_CODES, SplitUpdater
 
 __all__ = [
     "ALGORITHMS",
@@ -238,8 +238,9 @@ class Learner:
     On the CPU the kernel keeps its own copies of the target network and Adam's moments in its
     split layout (:class:`rltuner.lstm_kernels.SplitUpdater`); ``target``, ``adam_m`` and
     ``adam_v`` bring them up to date when read, and writes made through them are picked up by
-    the next update. ``q.theta`` is current after every :meth:`update`. ``threads`` (0 = two
-    when two CPUs are available) only changes the speed, never the results."""
+    the next update. ``q.theta`` is current after every :meth:`update`. ``threads`` (1, 2, or
+    0 = automatic: two when two CPUs are available and that is faster right now) only changes
+    the speed, never the results."""
 
     def __init__(
         self, q: Network, reward_rnn: Network, hyper: LearnerHyper, threads: int = 0
@@ -252,7 +253,7 @@ class Learner:
         self._target = q.copy()
         self.reward_rnn = reward_rnn
         self.hyper = hyper
-        self.threads = default_threads() if threads <= 0 else int(threads)
+        self.threads = max(0, int(threads))  # 0 = automatic (see SplitUpdater.run)
         self._adam_m = np.zeros_like(q.theta)
         self._adam_v = np.zeros_like(q.theta)
         self.adam_step = np.zeros(1, dtype=np.int64)

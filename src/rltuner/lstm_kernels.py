@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -831,6 +832,62 @@ def default_threads() -> int:
     return 2 if cpus >= 2 else 1
 
 
+class ThreadChooser:
+    """Picks one or two threads for each call of the update by its measured cost per update.
+
+    Two threads are ~1.6x faster on an idle 2-CPU machine but ~2x *slower* than one when the
+    other CPU is busy (the second thread then waits for time slices at every step), and a
+    single such call can cost ten times a normal one. The results never depend on the choice,
+    so it follows the machine's load: the cost of the choice in use is an exponential moving
+    average of its recent calls (a choice's first call, which may load code, is not counted);
+    the other is tried again after ``explore_every`` calls (that one call's cost replaces its
+    stale average) -- an interval that doubles (up to ``max_interval``) each time the other is
+    still slower."""
+
+    def __init__(
+        self, explore_every: int = 32, max_interval: int = 1024, smoothing: float = 0.3
+    ) -> None:
+        self.explore_every = explore_every
+        self.max_interval = max_interval
+        self.smoothing = smoothing
+        self.cost: dict[int, float] = {}
+        self.seen: dict[int, int] = {1: 0, 2: 0}
+        self.interval = explore_every
+        self.since = 0
+        self.exploring = False
+
+    def best(self) -> int:
+        return 2 if self.cost[2] <= self.cost[1] else 1
+
+    def pick(self) -> int:
+        for n in (2, 1):  # measure both first (the first call of each is not counted)
+            if self.seen[n] < 2:
+                return n
+        self.since += 1
+        if self.since >= self.interval:
+            self.since = 0
+            self.exploring = True
+            return 3 - self.best()
+        return self.best()
+
+    def record(self, threads: int, seconds_per_update: float) -> None:
+        self.seen[threads] += 1
+        if self.seen[threads] < 2:
+            return
+        old = self.cost.get(threads, seconds_per_update)
+        if self.exploring:  # the other choice's average is stale: take the new measurement
+            old = seconds_per_update
+        self.cost[threads] = old + self.smoothing * (seconds_per_update - old)
+        if self.exploring:
+            self.exploring = False
+            other_still_worse = self.best() != threads
+            self.interval = (
+                min(2 * self.interval, self.max_interval)
+                if other_still_worse
+                else self.explore_every
+            )
+
+
 class SplitUpdater:
     """The update's own copies of the online and target networks and Adam's moments, in
     :class:`SplitLayout` order, kept between calls so that nothing is reordered per update.
@@ -850,6 +907,7 @@ class SplitUpdater:
         self._ometa = layout.ometa
         self._ws: tuple[np.ndarray, ...] = ()
         self._ws_key: tuple[int, int, int] | None = None
+        self._chooser = ThreadChooser()
 
     def load(self, theta: np.ndarray, target: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
         sl = self.layout
@@ -893,11 +951,17 @@ class SplitUpdater:
             self._ometa, sl.ranges, obs, act, rew, prime, prime_states, stride, next_qstate,
             next_rstate, idx, algo, bool(double_dqn), *hyper, out_loss, out_target, self._ws,
         )  # fmt: skip
-        if threads > 1 and parallel_available():
+        if threads == 1 or (threads == 0 and default_threads() < 2) or not parallel_available():
+            _update_serial(*args)
+        elif threads >= 2:
             nb.set_num_threads(min(NUM_PARTS, nb.config.NUMBA_NUM_THREADS))
             _update_parallel(*args)
-        else:
-            _update_serial(*args)
+        else:  # auto: one or two threads, whichever is measured faster right now
+            n = self._chooser.pick()
+            nb.set_num_threads(n)
+            t0 = time.perf_counter()
+            _update_parallel(*args)
+            self._chooser.record(n, (time.perf_counter() - t0) / idx.shape[0])
         sl.merge(self.theta, theta_out)
 
 

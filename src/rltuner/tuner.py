@@ -90,7 +90,7 @@ class TunerConfig:
     rules: list[str] = field(default_factory=list)  # user rules (file.py:function / entry point)
     seed: int = 0
     device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
-    threads: int = 0  # CPU threads for the updates (0 = 2 if available); same results for any
+    threads: int = 0  # update threads: 1, 2, 0 = auto (2 when faster); results never change
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
     report: bool = True  # write report.html (HTML report with audio) at the end of the run
 

@@ -39,7 +39,8 @@ def missing_groups(threads: int) -> list[str]:
     """The kernel groups that have no valid cache entry yet."""
     from rltuner import evaluate, lstm_kernels, rewards
 
-    parallel = threads > 1 and lstm_kernels.parallel_available()
+    two = threads >= 2 or (threads == 0 and lstm_kernels.default_threads() >= 2)
+    parallel = two and lstm_kernels.parallel_available()
     update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
     acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
               evaluate._lstm_infer)  # fmt: skip
@@ -102,7 +103,7 @@ def _compile_acting() -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m rltuner.warmup", description=__doc__)
     ap.add_argument("group", choices=GROUPS)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     if args.group == "update":
         _compile_update(args.threads)
