@@ -835,57 +835,74 @@ def default_threads() -> int:
 class ThreadChooser:
     """Picks one or two threads for each call of the update by its measured cost per update.
 
-    Two threads are ~1.6x faster on an idle 2-CPU machine but ~2x *slower* than one when the
-    other CPU is busy (the second thread then waits for time slices at every step), and a
-    single such call can cost ten times a normal one. The results never depend on the choice,
-    so it follows the machine's load: the cost of the choice in use is an exponential moving
-    average of its recent calls (a choice's first call, which may load code, is not counted);
-    the other is tried again after ``explore_every`` calls (that one call's cost replaces its
-    stale average) -- an interval that doubles (up to ``max_interval``) each time the other is
-    still slower."""
+    Two threads are ~1.5x faster on an idle 2-CPU machine but ~2x *slower* than one when the
+    other CPU is busy (the second thread then waits for time slices at every step). The
+    results never depend on the choice, so it follows the machine's load. After a first call
+    of each choice (not counted: it may load code) and ``burst`` measured calls of each, the
+    faster is used; every ``interval`` calls the other gets a burst of ``burst`` calls, and the
+    median of that burst is compared with the median of the last ``window`` calls of the
+    current choice -- medians, so that a stray slow call does not flip the choice. Two
+    threads are kept unless they cost ``margin`` times one thread's. The interval starts at
+    ``explore_every`` and doubles (up to ``max_interval``) each time the other is still slower."""
 
     def __init__(
-        self, explore_every: int = 32, max_interval: int = 1024, smoothing: float = 0.3
+        self,
+        explore_every: int = 32,
+        max_interval: int = 1024,
+        window: int = 5,
+        burst: int = 3,
+        margin: float = 1.25,
     ) -> None:
         self.explore_every = explore_every
         self.max_interval = max_interval
-        self.smoothing = smoothing
-        self.cost: dict[int, float] = {}
-        self.seen: dict[int, int] = {1: 0, 2: 0}
+        self.window = window
+        self.burst = burst
+        self.margin = margin
+        self.recent: dict[int, list[float]] = {1: [], 2: []}
+        self.seen = {1: 0, 2: 0}
+        self.current = 2
         self.interval = explore_every
         self.since = 0
-        self.exploring = False
+        self.burst_left = 0
 
-    def best(self) -> int:
-        return 2 if self.cost[2] <= self.cost[1] else 1
+    def _median(self, threads: int, last: int) -> float:
+        return float(np.median(self.recent[threads][-last:]))
+
+    def _faster(self, a: int, b: int) -> bool:
+        """Whether choice ``a`` beats ``b`` by the recent medians (favouring two threads)."""
+        ca, cb = self._median(a, self.burst), self._median(b, self.window)
+        return ca <= self.margin * cb if a == 2 else self.margin * ca < cb
 
     def pick(self) -> int:
-        for n in (2, 1):  # measure both first (the first call of each is not counted)
-            if self.seen[n] < 2:
+        for n in (2, 1):  # measure both first
+            if self.seen[n] < 1 + self.burst:
                 return n
-        self.since += 1
+        if self.burst_left > 0:
+            return 3 - self.current
         if self.since >= self.interval:
             self.since = 0
-            self.exploring = True
-            return 3 - self.best()
-        return self.best()
+            self.burst_left = self.burst
+            return 3 - self.current
+        self.since += 1
+        return self.current
 
     def record(self, threads: int, seconds_per_update: float) -> None:
         self.seen[threads] += 1
-        if self.seen[threads] < 2:
+        if self.seen[threads] == 1:
             return
-        old = self.cost.get(threads, seconds_per_update)
-        if self.exploring:  # the other choice's average is stale: take the new measurement
-            old = seconds_per_update
-        self.cost[threads] = old + self.smoothing * (seconds_per_update - old)
-        if self.exploring:
-            self.exploring = False
-            other_still_worse = self.best() != threads
-            self.interval = (
-                min(2 * self.interval, self.max_interval)
-                if other_still_worse
-                else self.explore_every
-            )
+        r = self.recent[threads]
+        r.append(seconds_per_update)
+        del r[: -self.window]
+        if self.seen[1] == 1 + self.burst and threads == 1:  # both measured: first decision
+            self.current = 1 if self._faster(1, 2) else 2
+        elif threads != self.current and self.burst_left > 0:
+            self.burst_left -= 1
+            if self.burst_left == 0:
+                if self._faster(threads, self.current):
+                    self.current = threads
+                    self.interval = self.explore_every
+                else:
+                    self.interval = min(2 * self.interval, self.max_interval)
 
 
 class SplitUpdater:
