@@ -24,6 +24,7 @@ bit-identical on one thread and two.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -48,6 +49,7 @@ __all__ = [
     "update_many",
     "parallel_available",
     "default_threads",
+    "uses_parallel_kernel",
     "ALGO_CODES",
     "single_threaded_blas",
 ]
@@ -753,7 +755,7 @@ def _workspace(sl: SplitLayout, bm: int, s_size: int, algo: int) -> tuple[np.nda
     npart = slm.shape[1]
     hmax = int(slm[:, 0, 1].max())
     dmax = max(hmax, int(slm[:, 0, 0].max()))
-    umax = max(1, int(slm[:, :, 2].sum(axis=0).max()))
+    umax = max(1, int(sl.units.max()))
     f32 = np.float32
 
     def parts(*shape: int) -> np.ndarray:
@@ -823,13 +825,23 @@ def _probe_parallel(x):
         x[t] += 1.0
 
 
+@functools.cache
 def default_threads() -> int:
-    """Threads for the update: 2 when two CPUs are available to this process, else 1."""
+    """Threads for the update: 2 when two CPUs are available to this process, else 1 (looked
+    up once per process)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     return 2 if cpus >= 2 else 1
+
+
+def uses_parallel_kernel(threads: int) -> bool:
+    """Whether an update with ``threads`` (1, 2, or 0 = automatic) runs the two-part kernel on
+    numba's OpenMP threads, rather than the one-thread kernel."""
+    if threads == 1 or (threads == 0 and default_threads() < 2):
+        return False
+    return parallel_available()
 
 
 class ThreadChooser:
@@ -968,7 +980,7 @@ class SplitUpdater:
             self._ometa, sl.ranges, obs, act, rew, prime, prime_states, stride, next_qstate,
             next_rstate, idx, algo, bool(double_dqn), *hyper, out_loss, out_target, self._ws,
         )  # fmt: skip
-        if threads == 1 or (threads == 0 and default_threads() < 2) or not parallel_available():
+        if not uses_parallel_kernel(threads):
             _update_serial(*args)
         elif threads >= 2:
             nb.set_num_threads(min(NUM_PARTS, nb.config.NUMBA_NUM_THREADS))

@@ -327,12 +327,9 @@ class RLTuner:
         if run is not None:
             self._prepare_run_dir(run)
         if cfg.device == "cpu":
-            from rltuner.warmup import ensure_compiled, missing_groups
+            from rltuner.warmup import ensure_compiled
 
-            if progress and missing_groups(self.learner.threads):
-                print("compiling the numba kernels (first run after an install)...",
-                      file=sys.stderr, flush=True)  # fmt: skip
-            ensure_compiled(self.learner.threads)
+            ensure_compiled(self.learner.threads, announce=progress)
         if self._memory is None:
             self._memory = self._new_memory()
         if self._env is None:

@@ -39,8 +39,7 @@ def missing_groups(threads: int) -> list[str]:
     """The kernel groups that have no valid cache entry yet."""
     from rltuner import evaluate, lstm_kernels, rewards
 
-    two = threads >= 2 or (threads == 0 and lstm_kernels.default_threads() >= 2)
-    parallel = two and lstm_kernels.parallel_available()
+    parallel = lstm_kernels.uses_parallel_kernel(threads)
     update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
     acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
               evaluate._lstm_infer)  # fmt: skip
@@ -52,12 +51,15 @@ def missing_groups(threads: int) -> list[str]:
     return out
 
 
-def ensure_compiled(threads: int) -> list[str]:
+def ensure_compiled(threads: int, announce: bool = False) -> list[str]:
     """Compile the missing kernel groups in parallel helper processes; returns the groups
-    that were compiled (empty when the cache was warm)."""
+    that were compiled (empty when the cache was warm). ``announce`` says so on stderr."""
     groups = missing_groups(threads)
     if not groups:
         return []
+    if announce:
+        print("compiling the numba kernels (first run after an install)...", file=sys.stderr,
+              flush=True)  # fmt: skip
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "rltuner.warmup", g, "--threads", str(threads)],
