@@ -288,7 +288,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
         tuner = RLTuner(cfg)
         print(f"tuning {tuner.note_rnn_path} with {cfg.algorithm} for {cfg.steps:,} steps -> {run}")
-    result = tuner.train(run, progress=not args.quiet)
+    result = tuner.train(run, progress=not args.quiet, force=bool(getattr(args, "force", False)))
     if result.get("interrupted"):
         return 130
     stats = result.get("stats")

@@ -18,6 +18,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -93,6 +94,7 @@ class TunerConfig:
     threads: int = 0  # update threads: 1, 2, 0 = auto (2 when faster); results never change
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
     report: bool = True  # write report.html (HTML report with audio) at the end of the run
+    tensorboard: bool = False  # also log scalars to RUN/tensorboard/ (tensorboard --logdir RUN)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -206,6 +208,8 @@ class RLTuner:
         self.history: list[dict[str, float]] = []
         self._memory: ReplayMemory | None = None
         self._env: CompositionEnv | None = None
+        self._tb = None  # rltuner.tensorboard.ScalarWriter of this process, made on first use
+        self._history_at_start = 0  # log rows written before this train() call (a resume's)
 
     # ------------------------------------------------------------------ set-up helpers
     def _primer_melodies(self) -> list[np.ndarray] | None:
@@ -316,16 +320,22 @@ class RLTuner:
         *,
         progress: bool = True,
         stop_after: int | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Train to ``config.steps`` environment steps (continuing from ``self.step``).
 
         With ``run_dir``: logs, a checkpoint every ``eval_every`` steps (atomic), and at the end
         plots, MIDI samples, ``stats.json`` and ``tuned.safetensors``. Ctrl-C (SIGINT) writes a
-        checkpoint and returns. ``stop_after`` stops after that many more steps (tests)."""
+        checkpoint and returns. ``stop_after`` stops after that many more steps (tests).
+
+        A new tuner (step 0) refuses a ``run_dir`` that already holds a run's checkpoint unless
+        ``force``: then it starts over there, replacing that run's config, logs and outputs.
+        To continue a run, use :meth:`RLTuner.load` and call ``train`` on the loaded tuner."""
         cfg = self.config
         run = Path(run_dir) if run_dir is not None else None
         if run is not None:
-            self._prepare_run_dir(run)
+            self._prepare_run_dir(run, fresh=self.step == 0 and not self.history, force=force)
+        self._history_at_start = len(self.history)
         if cfg.device == "cpu":
             from rltuner.warmup import ensure_compiled
 
@@ -463,12 +473,24 @@ class RLTuner:
         self.history.append(row)
         return row
 
-    def _prepare_run_dir(self, run: Path) -> None:
+    def _prepare_run_dir(self, run: Path, fresh: bool, force: bool) -> None:
+        if fresh and (run / "checkpoint").exists() and not force:
+            raise RltunerError(
+                f"{run}: already holds a run; continue it (rltuner tune --resume {run}, or "
+                "RLTuner.load) or start over (--force, or train(..., force=True))"
+            )
         try:
             run.mkdir(parents=True, exist_ok=True)
             probe = run / ".write_test"
             probe.write_text("ok")
             probe.unlink()
+            if fresh:  # starting over: nothing of an earlier run may mix with this one
+                for name in _RUN_OUTPUTS:
+                    p = run / name
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    elif p.exists():
+                        p.unlink()
         except OSError as e:
             raise RltunerError(
                 f"{run}: cannot write the run directory ({e.strerror or e})"
@@ -487,6 +509,22 @@ class RLTuner:
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         _write_csv(run / "metrics.csv", self.history)
+        self._log_tensorboard(run, int(row["step"]), {k: v for k, v in row.items() if k != "step"})
+
+    def _log_tensorboard(self, run: Path, step: int, values: dict[str, Any]) -> None:
+        """Scalars to ``run/tensorboard/`` when ``config.tensorboard`` is on. This process's
+        first write opens a new event file; after a resume it starts with a marker that makes
+        TensorBoard drop what an interrupted run logged after its last checkpoint."""
+        if not self.config.tensorboard:
+            return
+        if self._tb is None:
+            from rltuner.tensorboard import ScalarWriter
+
+            earlier = self.history[: self._history_at_start]
+            self._tb = ScalarWriter(
+                run / "tensorboard", resume_step=earlier[-1]["step"] if earlier else None
+            )
+        self._tb.add_scalars(step, values)
 
     # ------------------------------------------------------------------ outputs
     def finish(self, run: Path) -> dict[str, Any]:
@@ -498,6 +536,8 @@ class RLTuner:
         report = self._start_report(run) if cfg.report else None
         stats = self.evaluate(cfg.final_compositions)
         atomic_write_text(run / "stats.json", json.dumps(stats, indent=2) + "\n")
+        table1 = {f"table1/{k}": v for k, v in stats["table1"].items()}
+        self._log_tensorboard(run, self.step, {**table1, "table1/mean_log_p": stats["mean_log_p"]})
         from rltuner.midi_io import write_midi
 
         samples = run / "samples"
@@ -638,6 +678,13 @@ class RLTuner:
 
 
 # ---------------------------------------------------------------------- small helpers
+# what a run writes into its directory (removed when a new run starts over there)
+_RUN_OUTPUTS = (
+    "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
+    "tuned.safetensors", "stats.json", "samples", "plots", "report.html",
+)  # fmt: skip
+
+
 class _Window:
     """Running sums of training rewards and update statistics within a log window."""
 

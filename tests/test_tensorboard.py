@@ -1,0 +1,101 @@
+"""TensorBoard event files written without TensorFlow: format, resume purge, tuner logging."""
+
+import json
+import struct
+
+import pytest
+
+from rltuner.errors import RltunerError
+from rltuner.tensorboard import ScalarWriter, crc32c, read_scalars
+from rltuner.tuner import RLTuner, TunerConfig
+
+
+def _cfg(path, **kw):
+    base = dict(note_rnn=str(path), steps=4800, eval_every=1600, exploration_period=1600,
+                memory_size=4000, num_envs=16, eval_compositions=16, final_compositions=64,
+                num_samples=2, seed=3, report=False, tensorboard=True)
+    base.update(kw)
+    return TunerConfig(**base)
+
+
+def test_crc32c_check_value():
+    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+    assert crc32c(b"") == 0
+
+
+def test_round_trip_and_skipped_values(tmp_path):
+    w = ScalarWriter(tmp_path)
+    w.add_scalars(10, {"train/total_reward": 1.5, "eval/n": 3, "flag": True, "name": "x"})
+    w.add_scalars(20, {"train/total_reward": -2.25})
+    got = read_scalars(tmp_path)
+    assert got == {"train/total_reward": [(10, 1.5), (20, -2.25)], "eval/n": [(10, 3.0)]}
+
+
+def test_frames_are_checksummed(tmp_path):
+    w = ScalarWriter(tmp_path)
+    w.add_scalars(1, {"a": 1.0})
+    data = bytearray(w.path.read_bytes())
+    data[-6] ^= 0xFF  # flip a byte inside the last record's payload
+    w.path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        read_scalars(tmp_path)
+
+
+def test_resume_marker_drops_points_after_the_checkpoint(tmp_path):
+    first = ScalarWriter(tmp_path)
+    for step in (100, 200, 300):  # the run logged 300, but its last checkpoint was at 200
+        first.add_scalars(step, {"r": float(step)})
+    resumed = ScalarWriter(tmp_path, resume_step=200)
+    resumed.add_scalars(300, {"r": -1.0})
+    assert read_scalars(tmp_path) == {"r": [(100, 100.0), (200, 200.0), (300, -1.0)]}
+
+
+def test_tensorboard_reads_our_files(tmp_path):
+    """The real reader (tensorboard's EventAccumulator) sees the same points, resume purge
+    included."""
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    first = ScalarWriter(tmp_path)
+    for step in (100, 200, 300):
+        first.add_scalars(step, {"train/r": step / 100, "eval/x": -step})
+    ScalarWriter(tmp_path, resume_step=200).add_scalars(300, {"train/r": 9.0})
+    acc = event_accumulator.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    seen = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    assert seen == read_scalars(tmp_path)
+    assert seen == {"train/r": [(100, 1.0), (200, 2.0), (300, 9.0)],
+                    "eval/x": [(100, -100.0), (200, -200.0)]}
+
+
+def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
+    RLTuner(_cfg(tiny_note_rnn)).train(tmp_path, progress=False, stop_after=3200)
+    # as if the killed process had logged a window after its last checkpoint
+    ScalarWriter(tmp_path / "tensorboard").add_scalars(4800, {"train/total_reward": 1e6})
+    t = RLTuner.load(tmp_path)
+    t.train(tmp_path, progress=False)
+    tb = read_scalars(tmp_path / "tensorboard")
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s, _ in tb["train/total_reward"]] == [r["step"] for r in rows] == [1600, 3200,
+                                                                                        4800]
+    for (step, v), row in zip(tb["eval/note_rnn_log_p"], rows, strict=True):
+        assert step == row["step"]
+        assert v == struct.unpack("<f", struct.pack("<f", row["eval/note_rnn_log_p"]))[0]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert tb["table1/Notes in motif"] == [(4800, pytest.approx(stats["table1"]["Notes in motif"]))]
+
+
+def test_off_by_default(tiny_note_rnn, tmp_path):
+    RLTuner(_cfg(tiny_note_rnn, tensorboard=False, steps=1600)).train(tmp_path, progress=False)
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_new_run_refuses_an_old_run_dir_unless_forced(tiny_note_rnn, tmp_path):
+    RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=1)).train(tmp_path, progress=False)
+    with pytest.raises(RltunerError, match="already holds a run"):
+        RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=2)).train(tmp_path, progress=False)
+    RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=2)).train(tmp_path, progress=False, force=True)
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 2  # not the old one
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [1600]  # the old run's log is gone
+    assert [s for s, _ in read_scalars(tmp_path / "tensorboard")["train/total_reward"]] == [1600]
