@@ -40,6 +40,17 @@ def test_tune_generate_end_to_end(tmp_path, tiny_note_rnn):
     # a second start in the same folder refuses instead of overwriting the run
     p = run("tune", "--note-rnn", str(tiny_note_rnn), "--out", str(run_dir), "--quiet")
     _assert_clear_error(p, str(run_dir), "--resume")
+    # --force starts over there: the new config and logs replace the old run's
+    p = run("tune", "--note-rnn", str(tiny_note_rnn), "--steps", "1024", "--eval-every", "1024",
+            "--memory-size", "2000", "--final-compositions", "16", "--num-samples", "1",
+            "--no-report", "--seed", "9", "--tensorboard", "--force", "--out", str(run_dir),
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 9
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    from rltuner.tensorboard import read_scalars
+
+    assert read_scalars(run_dir / "tensorboard")["eval/note_rnn_log_p"][0][0] == 1024
     # generate from the tuned run directory
     g = run("generate", "--model", str(run_dir), "-n", "3", "--length", "16", "--out",
             str(tmp_path / "gen"))
