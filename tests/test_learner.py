@@ -145,3 +145,16 @@ def test_choose_egreedy_and_boltzmann():
     soft = learner.choose(scores, rng, "boltzmann", 0.0)
     p7 = np.exp(5) / (np.exp(5) + 37)
     assert abs((soft == 7).mean() - p7) < 0.03
+
+
+def test_egreedy_reports_which_rows_explored():
+    """A random draw that happens to hit the argmax still counts as exploration (stochastic
+    observations then play it as drawn instead of re-sampling it)."""
+    scores = np.zeros((6000, 38))
+    scores[:, 7] = 5.0
+    actions, explored = Learner.choose_egreedy(scores, np.random.default_rng(1), 0.5)
+    assert 0.45 < explored.mean() < 0.55
+    assert (actions[~explored] == 7).all()
+    assert (actions[explored] == 7).any()  # ~1/38 of the random draws equal the argmax
+    again = Learner.choose_egreedy(scores, np.random.default_rng(1), 0.5)[0]
+    np.testing.assert_array_equal(actions, again)

@@ -340,11 +340,19 @@ class Learner:
         else argmax) or Boltzmann (sample from softmax of the scores)."""
         if exploration == "boltzmann":
             return softmax_sample(scores, rng)
+        return self.choose_egreedy(scores, rng, epsilon)[0]
+
+    @staticmethod
+    def choose_egreedy(
+        scores: np.ndarray, rng: np.random.Generator, epsilon: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ε-greedy actions ``(B,)`` and the mask ``(B,)`` of rows that explored (drew a
+        uniformly random class, which may happen to equal the argmax)."""
         greedy = scores.argmax(axis=1)
         explore = rng.random(scores.shape[0]) < epsilon
         if explore.any():
             greedy[explore] = rng.integers(0, NUM_CLASSES, int(explore.sum()))
-        return greedy
+        return greedy, explore
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {

@@ -370,11 +370,13 @@ class RLTuner:
                 )
                 q, q_next = learner.q.step(env.obs, env.q_state)
                 scores = action_scores(cfg.algorithm, q, env.reward_logits)
-                action = learner.choose(scores, self.rng, cfg.exploration, eps)
                 if cfg.stochastic_observations and cfg.exploration == "egreedy":
-                    sampled = softmax_sample(scores, self.rng)
-                    greedy = action == scores.argmax(axis=1)
-                    action = np.where(greedy, sampled, action)
+                    # the original: a random action is played as drawn; otherwise the note
+                    # played is sampled from the softmax (and, fixed here, that note is stored)
+                    action, explored = learner.choose_egreedy(scores, self.rng, eps)
+                    action = np.where(explored, action, softmax_sample(scores, self.rng))
+                else:
+                    action = learner.choose(scores, self.rng, cfg.exploration, eps)
                 obs, r_next = env.obs, env.r_next_state
                 prime = np.where(env.beat == 0, env.prime_index, -1)
                 out = env.step(action, q_next)
