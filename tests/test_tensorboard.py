@@ -85,6 +85,15 @@ def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
     assert tb["table1/Notes in motif"] == [(4800, pytest.approx(stats["table1"]["Notes in motif"]))]
 
 
+def test_resuming_a_finished_run_logs_nothing_twice(tiny_note_rnn, tmp_path):
+    RLTuner(_cfg(tiny_note_rnn, steps=3200)).train(tmp_path, progress=False)
+    RLTuner.load(tmp_path).train(tmp_path, progress=False)  # rewrites the end-of-run outputs
+    tb = read_scalars(tmp_path / "tensorboard")
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 2
+    assert [s for s, _ in tb["eval/total_reward"]] == [1600, 3200]
+    assert [s for s, _ in tb["table1/Leaps resolved"]] == [3200]
+
+
 def test_off_by_default(tiny_note_rnn, tmp_path):
     RLTuner(_cfg(tiny_note_rnn, tensorboard=False, steps=1600)).train(tmp_path, progress=False)
     assert not (tmp_path / "tensorboard").exists()

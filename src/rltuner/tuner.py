@@ -523,9 +523,16 @@ class RLTuner:
             from rltuner.tensorboard import ScalarWriter
 
             earlier = self.history[: self._history_at_start]
-            self._tb = ScalarWriter(
-                run / "tensorboard", resume_step=earlier[-1]["step"] if earlier else None
-            )
+            last = earlier[-1] if earlier else None
+            if last is not None and last["step"] >= step:
+                # a finished run resumed (only its end-of-run outputs are written again): drop
+                # the earlier points at this step and log the last window again, then the rest
+                self._tb = ScalarWriter(run / "tensorboard", resume_step=step - 1)
+                self._tb.add_scalars(last["step"], {k: v for k, v in last.items() if k != "step"})
+            else:
+                self._tb = ScalarWriter(
+                    run / "tensorboard", resume_step=last["step"] if last else None
+                )
         self._tb.add_scalars(step, values)
 
     # ------------------------------------------------------------------ outputs
