@@ -281,14 +281,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not args.out:
             raise RltunerError("tune needs --out RUN_DIR (or --resume RUN_DIR)")
         run = Path(args.out)
-        if (run / "checkpoint").exists() and not args.force:
-            raise RltunerError(
-                f"{run}: already holds a run; continue it with --resume {run}, or pass --force "
-                "to start over"
-            )
-        tuner = RLTuner(cfg)
+        tuner = RLTuner(cfg)  # train() refuses a folder that holds a run unless --force
         print(f"tuning {tuner.note_rnn_path} with {cfg.algorithm} for {cfg.steps:,} steps -> {run}")
-    result = tuner.train(run, progress=not args.quiet, force=bool(getattr(args, "force", False)))
+    result = tuner.train(run, progress=not args.quiet, force=args.force)
     if result.get("interrupted"):
         return 130
     stats = result.get("stats")

@@ -165,7 +165,7 @@ def _records(path: Path):
         (n,) = struct.unpack("<Q", header)
         (hcrc,) = struct.unpack("<I", data[i + 8 : i + 12])
         body = data[i + 12 : i + 12 + n]
-        if hcrc != _masked_crc(header) or len(body) < n or i + 16 + n > len(data):
+        if hcrc != _masked_crc(header) or i + 16 + n > len(data):
             raise ValueError(f"{path}: corrupt TFRecord frame at byte {i}")
         (dcrc,) = struct.unpack("<I", data[i + 12 + n : i + 16 + n])
         if dcrc != _masked_crc(body):

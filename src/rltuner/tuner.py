@@ -511,14 +511,16 @@ class RLTuner:
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         _write_csv(run / "metrics.csv", self.history)
-        self._log_tensorboard(run, int(row["step"]), {k: v for k, v in row.items() if k != "step"})
+        self._log_tensorboard(run, row)
 
-    def _log_tensorboard(self, run: Path, step: int, values: dict[str, Any]) -> None:
-        """Scalars to ``run/tensorboard/`` when ``config.tensorboard`` is on. This process's
+    def _log_tensorboard(self, run: Path, row: dict[str, Any]) -> None:
+        """The scalars of ``row`` at ``row["step"]`` to ``run/tensorboard/`` when
+        ``config.tensorboard`` is on. This process's
         first write opens a new event file; after a resume it starts with a marker that makes
         TensorBoard drop what an interrupted run logged after its last checkpoint."""
         if not self.config.tensorboard:
             return
+        step = int(row["step"])
         if self._tb is None:
             from rltuner.tensorboard import ScalarWriter
 
@@ -528,12 +530,12 @@ class RLTuner:
                 # a finished run resumed (only its end-of-run outputs are written again): drop
                 # the earlier points at this step and log the last window again, then the rest
                 self._tb = ScalarWriter(run / "tensorboard", resume_step=step - 1)
-                self._tb.add_scalars(last["step"], {k: v for k, v in last.items() if k != "step"})
+                self._tb.add_scalars(int(last["step"]), _without_step(last))
             else:
                 self._tb = ScalarWriter(
                     run / "tensorboard", resume_step=last["step"] if last else None
                 )
-        self._tb.add_scalars(step, values)
+        self._tb.add_scalars(step, _without_step(row))
 
     # ------------------------------------------------------------------ outputs
     def finish(self, run: Path) -> dict[str, Any]:
@@ -546,7 +548,9 @@ class RLTuner:
         stats = self.evaluate(cfg.final_compositions)
         atomic_write_text(run / "stats.json", json.dumps(stats, indent=2) + "\n")
         table1 = {f"table1/{k}": v for k, v in stats["table1"].items()}
-        self._log_tensorboard(run, self.step, {**table1, "table1/mean_log_p": stats["mean_log_p"]})
+        self._log_tensorboard(
+            run, {"step": self.step, **table1, "table1/mean_log_p": stats["mean_log_p"]}
+        )
         from rltuner.midi_io import write_midi
 
         samples = run / "samples"
@@ -692,6 +696,10 @@ _RUN_OUTPUTS = (
     "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
     "tuned.safetensors", "stats.json", "samples", "plots", "report.html",
 )  # fmt: skip
+
+
+def _without_step(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "step"}
 
 
 class _Window:
