@@ -54,8 +54,8 @@ def main() -> None:
 
     base, source = _base_network()
     tuned_net = base.copy()
-    tuned_net.theta += np.random.default_rng(1).normal(0, 0.05, tuned_net.theta.shape).astype(
-        np.float32
+    tuned_net.theta += (
+        np.random.default_rng(1).normal(0, 0.05, tuned_net.theta.shape).astype(np.float32)
     )
     models = {
         "note_rnn": EvalModel("Note RNN", Path(source), base),

@@ -27,12 +27,20 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def throughput(algorithm: str, num_envs: int, steps: int, note_rnn: str | None,
-               threads: int = 0) -> dict:
+def throughput(
+    algorithm: str, num_envs: int, steps: int, note_rnn: str | None, threads: int = 0
+) -> dict:
     from rltuner.tuner import RLTuner, TunerConfig
 
-    cfg = TunerConfig(algorithm=algorithm, steps=steps, num_envs=num_envs, eval_every=10**12,
-                      exploration_period=steps // 2, note_rnn=note_rnn, threads=threads)
+    cfg = TunerConfig(
+        algorithm=algorithm,
+        steps=steps,
+        num_envs=num_envs,
+        eval_every=10**12,
+        exploration_period=steps // 2,
+        note_rnn=note_rnn,
+        threads=threads,
+    )
     tuner = RLTuner(cfg)
     tuner.train(None, progress=False, stop_after=min(steps, 5 * num_envs + 2000))  # warm-up/JIT
     tuner.step = 0
@@ -41,9 +49,15 @@ def throughput(algorithm: str, num_envs: int, steps: int, note_rnn: str | None,
     tuner.train(None, progress=False)
     dt = time.perf_counter() - t0
     updates = int(tuner.learner.adam_step[0]) - u0
-    return {"algorithm": algorithm, "num_envs": num_envs, "threads": tuner.learner.threads,
-            "steps": tuner.step,
-            "seconds": dt, "steps_per_s": tuner.step / dt, "updates_per_s": updates / dt}
+    return {
+        "algorithm": algorithm,
+        "num_envs": num_envs,
+        "threads": tuner.learner.threads,
+        "steps": tuner.step,
+        "seconds": dt,
+        "steps_per_s": tuner.step / dt,
+        "updates_per_s": updates / dt,
+    }
 
 
 def full_run() -> dict:
@@ -53,8 +67,11 @@ def full_run() -> dict:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"command": " ".join(["rltuner", *cmd[3:]]), "wall_seconds": wall,
-            "peak_rss_mib": peak_kib / 1024}
+    return {
+        "command": " ".join(["rltuner", *cmd[3:]]),
+        "wall_seconds": wall,
+        "peak_rss_mib": peak_kib / 1024,
+    }
 
 
 def main() -> None:
@@ -63,8 +80,11 @@ def main() -> None:
     ap.add_argument("--algorithms", default="q,psi,g")
     ap.add_argument("--envs", default="1,64,256")
     ap.add_argument("--note-rnn", default=None)
-    ap.add_argument("--threads", default="0,1",
-                    help="update threads to measure (0 = the default: automatic, 1 or 2)")
+    ap.add_argument(
+        "--threads",
+        default="0,1",
+        help="update threads to measure (0 = the default: automatic, 1 or 2)",
+    )
     ap.add_argument("--full", action="store_true", help="also time a full default tune run")
     args = ap.parse_args()
     rows = []
@@ -75,10 +95,18 @@ def main() -> None:
                 r = throughput(alg, b, steps, args.note_rnn, th)
                 rows.append(r)
                 thr = r["threads"] or "auto"
-                print(f"{alg:>4} B={b:<4} threads={thr:<4} {r['steps_per_s']:>9,.0f} steps/s "
-                      f"{r['updates_per_s']:>8,.0f} updates/s ({r['steps']:,} steps)", flush=True)
-    out = {"machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
-           "cpus": os.cpu_count(), "command": " ".join(sys.argv), "throughput": rows}
+                print(
+                    f"{alg:>4} B={b:<4} threads={thr:<4} {r['steps_per_s']:>9,.0f} steps/s "
+                    f"{r['updates_per_s']:>8,.0f} updates/s ({r['steps']:,} steps)",
+                    flush=True,
+                )
+    out = {
+        "machine": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "command": " ".join(sys.argv),
+        "throughput": rows,
+    }
     if args.full:
         out["full_default_run"] = f = full_run()
         print(f"full default run: {f['wall_seconds']:.1f} s, peak RSS {f['peak_rss_mib']:.0f} MiB")

@@ -29,7 +29,7 @@ def main() -> None:
     settings = json.dumps({k: tr.get(k) for k in ("learning_rate", "num_epochs", "seed")})
     card = f"""# Model card: bundled Note RNN (`rltuner/data/note_rnn.safetensors`)
 
-- **Architecture:** LSTM {meta['config']['layer_sizes']} units, one-hot input over 38 classes
+- **Architecture:** LSTM {meta["config"]["layer_sizes"]} units, one-hot input over 38 classes
   (0 note-off, 1 no-event, 2..37 = MIDI 48..83), linear output to 38 logits.
 - **Data:** the bundled folk corpus (12,848 melodies; see README "Data"), melody-level split
   {1 - args.validation_fraction:.0%} / {args.validation_fraction:.0%} with seed {args.seed}:
@@ -39,13 +39,13 @@ def main() -> None:
   2.5e-5, lr x0.85 every 1000 steps, first 8 steps of each sequence not counted, sequences up
   to 192 steps). Settings: `{settings}`.
 
-## Validation ({m['num_steps']:,} counted steps; natural-log log-perplexity = mean NLL per step)
+## Validation ({m["num_steps"]:,} counted steps; natural-log log-perplexity = mean NLL per step)
 
 | model | accuracy | log-perplexity |
 |---|---|---|
-| Note RNN | {m['accuracy']:.4f} | {m['log_perplexity']:.4f} |
-| bigram (add-one) | {base['bigram_accuracy']:.4f} | {base['bigram_log_perplexity']:.4f} |
-| unigram (add-one) | {base['unigram_accuracy']:.4f} | {base['unigram_log_perplexity']:.4f} |
+| Note RNN | {m["accuracy"]:.4f} | {m["log_perplexity"]:.4f} |
+| bigram (add-one) | {base["bigram_accuracy"]:.4f} | {base["bigram_log_perplexity"]:.4f} |
+| unigram (add-one) | {base["unigram_accuracy"]:.4f} | {base["unigram_log_perplexity"]:.4f} |
 
 Training: `rltuner note-rnn train --out models/note_rnn --num-epochs 60` (5,460 steps, 1,107 s
 on this project's 2-core machine while other jobs shared it; the best validation epoch was 56).

@@ -26,8 +26,16 @@ def trained_tiny_note_rnn(tmp_path_factory) -> Path:
 
     train, valid = load_bundled().subset(range(400)).split(0.1, seed=0)
     out = tmp_path_factory.mktemp("trained")
-    cfg = TrainConfig(learning_rate=0.02, num_epochs=8, batch_size=64, max_sequence_length=64,
-                      checkpoint_every=0, num_threads=1, seed=0)
-    res = train_note_rnn(train.melodies, valid.melodies, cfg, out, NoteRNNConfig((32,)),
-                         progress=False)
+    cfg = TrainConfig(
+        learning_rate=0.02,
+        num_epochs=8,
+        batch_size=64,
+        max_sequence_length=64,
+        checkpoint_every=0,
+        num_threads=1,
+        seed=0,
+    )
+    res = train_note_rnn(
+        train.melodies, valid.melodies, cfg, out, NoteRNNConfig((32,)), progress=False
+    )
     return res.best_path

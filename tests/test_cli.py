@@ -14,8 +14,9 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rltuner.cli", *args], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rltuner.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def _assert_clear_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -29,9 +30,27 @@ def _assert_clear_error(proc: subprocess.CompletedProcess, *needles: str) -> Non
 
 def test_tune_generate_end_to_end(tmp_path, tiny_note_rnn):
     run_dir = tmp_path / "run"
-    p = run("tune", "--note-rnn", str(tiny_note_rnn), "--steps", "2048", "--eval-every", "1024",
-            "--exploration-period", "1024", "--memory-size", "2000", "--final-compositions", "64",
-            "--num-samples", "2", "--no-report", "--out", str(run_dir), "--quiet")
+    p = run(
+        "tune",
+        "--note-rnn",
+        str(tiny_note_rnn),
+        "--steps",
+        "2048",
+        "--eval-every",
+        "1024",
+        "--exploration-period",
+        "1024",
+        "--memory-size",
+        "2000",
+        "--final-compositions",
+        "64",
+        "--num-samples",
+        "2",
+        "--no-report",
+        "--out",
+        str(run_dir),
+        "--quiet",
+    )
     assert p.returncode == 0, p.stderr
     assert "Table-1 statistics" in p.stdout
     stats = json.loads((run_dir / "stats.json").read_text())
@@ -41,10 +60,29 @@ def test_tune_generate_end_to_end(tmp_path, tiny_note_rnn):
     p = run("tune", "--note-rnn", str(tiny_note_rnn), "--out", str(run_dir), "--quiet")
     _assert_clear_error(p, str(run_dir), "--resume")
     # --force starts over there: the new config and logs replace the old run's
-    p = run("tune", "--note-rnn", str(tiny_note_rnn), "--steps", "1024", "--eval-every", "1024",
-            "--memory-size", "2000", "--final-compositions", "16", "--num-samples", "1",
-            "--no-report", "--seed", "9", "--tensorboard", "--force", "--out", str(run_dir),
-            "--quiet")
+    p = run(
+        "tune",
+        "--note-rnn",
+        str(tiny_note_rnn),
+        "--steps",
+        "1024",
+        "--eval-every",
+        "1024",
+        "--memory-size",
+        "2000",
+        "--final-compositions",
+        "16",
+        "--num-samples",
+        "1",
+        "--no-report",
+        "--seed",
+        "9",
+        "--tensorboard",
+        "--force",
+        "--out",
+        str(run_dir),
+        "--quiet",
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads((run_dir / "config.json").read_text())["seed"] == 9
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
@@ -52,16 +90,27 @@ def test_tune_generate_end_to_end(tmp_path, tiny_note_rnn):
 
     assert read_scalars(run_dir / "tensorboard")["eval/note_rnn_log_p"][0][0] == 1024
     # generate from the tuned run directory
-    g = run("generate", "--model", str(run_dir), "-n", "3", "--length", "16", "--out",
-            str(tmp_path / "gen"))
+    g = run(
+        "generate",
+        "--model",
+        str(run_dir),
+        "-n",
+        "3",
+        "--length",
+        "16",
+        "--out",
+        str(tmp_path / "gen"),
+    )
     assert g.returncode == 0, g.stderr
     assert len(list((tmp_path / "gen").glob("*.mid"))) == 3
     assert (tmp_path / "gen" / "piano_roll.png").exists()
 
 
 def test_print_config_is_toml(tiny_note_rnn, capsys):
-    assert main(["tune", "--note-rnn", str(tiny_note_rnn), "--algorithm", "psi",
-                 "--print-config"]) == 0
+    assert (
+        main(["tune", "--note-rnn", str(tiny_note_rnn), "--algorithm", "psi", "--print-config"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert 'algorithm = "psi"' in out and "reward_scaler = 2.0" in out
 
@@ -93,8 +142,10 @@ def test_wrong_checkpoint_kind_and_architecture_mismatch(tmp_path, tiny_note_rnn
     # a safetensors file that is not a Note RNN checkpoint
     foreign = tmp_path / "foreign.safetensors"
     save_file({"x": __import__("numpy").zeros(3, "float32")}, str(foreign))
-    _assert_clear_error(run("generate", "--model", str(foreign), "--out", str(tmp_path / "g")),
-                        "foreign.safetensors")
+    _assert_clear_error(
+        run("generate", "--model", str(foreign), "--out", str(tmp_path / "g")),
+        "foreign.safetensors",
+    )
     # tensors that do not fit the architecture in the metadata
     import json as _json
 
@@ -107,8 +158,10 @@ def test_wrong_checkpoint_kind_and_architecture_mismatch(tmp_path, tiny_note_rnn
     arrays = load_file(str(tiny_note_rnn))
     bad = tmp_path / "mismatch.safetensors"
     save_file(arrays, str(bad), metadata={"rltuner": _json.dumps(d)})
-    for cmd in (["generate", "--model", str(bad), "--out", str(tmp_path / "g")],
-                ["tune", "--note-rnn", str(bad), "--out", str(tmp_path / "r")]):
+    for cmd in (
+        ["generate", "--model", str(bad), "--out", str(tmp_path / "g")],
+        ["tune", "--note-rnn", str(bad), "--out", str(tmp_path / "r")],
+    ):
         _assert_clear_error(run(*cmd), "mismatch.safetensors", "architecture mismatch")
 
 
@@ -136,6 +189,14 @@ def test_failed_write_keeps_existing_file(tmp_path, monkeypatch):
 
 
 def test_debug_shows_traceback(tmp_path):
-    p = run("--debug", "generate", "--primer", str(FIX / "corrupt.mid"), "--out",
-            str(tmp_path / "g"), "--model", str(FIX / "missing.safetensors"))
+    p = run(
+        "--debug",
+        "generate",
+        "--primer",
+        str(FIX / "corrupt.mid"),
+        "--out",
+        str(tmp_path / "g"),
+        "--model",
+        str(FIX / "missing.safetensors"),
+    )
     assert p.returncode != 0 and "Traceback" in p.stderr

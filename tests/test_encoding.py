@@ -38,8 +38,31 @@ def test_spec_examples():
 
 
 def test_c_major_sets_match_spec():
-    assert C_MAJOR.key_classes.tolist() == [0, 1, 2, 4, 6, 7, 9, 11, 13, 14, 16, 18, 19, 21, 23,
-                                            25, 26, 28, 30, 31, 33, 35, 37]
+    assert C_MAJOR.key_classes.tolist() == [
+        0,
+        1,
+        2,
+        4,
+        6,
+        7,
+        9,
+        11,
+        13,
+        14,
+        16,
+        18,
+        19,
+        21,
+        23,
+        25,
+        26,
+        28,
+        30,
+        31,
+        33,
+        35,
+        37,
+    ]
     assert C_MAJOR.scale_classes.tolist() == [2, 4, 6, 7, 9, 11, 13, 14, 16, 18, 19, 21, 23, 25, 26]
     assert C_MAJOR.tonic_class == 14 and Key(9, "minor").tonic_class == 23
     assert C_MAJOR.tonic_notes.tolist() == [2, 14, 26]

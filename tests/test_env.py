@@ -10,8 +10,15 @@ def test_env_rewards_match_reference(tiny_note_rnn):
     net, _ = load_network(tiny_note_rnn)
     rng = np.random.default_rng(0)
     tables = RuleTables.from_key(num_notes=16)
-    env = CompositionEnv(net, tables, 6, Priming("random_note", net), rng,
-                         reward_mode="music_theory_all", reward_scaler=0.5)
+    env = CompositionEnv(
+        net,
+        tables,
+        6,
+        Priming("random_note", net),
+        rng,
+        reward_mode="music_theory_all",
+        reward_scaler=0.5,
+    )
     comps = [[] for _ in range(6)]
     leaps = [(0, -1, 0)] * 6
     for t in range(16):
@@ -23,11 +30,23 @@ def test_env_rewards_match_reference(tiny_note_rnn):
         lp = log_softmax(logits)[np.arange(6), action]
         np.testing.assert_allclose(out.log_p, lp)
         for i in range(6):
-            values, _, leaps[i] = reference_step(comps[i], int(action[i]), t, leaps[i],
-                                                 num_notes=16, obs=int(obs[i]))
-            mt = sum(values[k] for k in ("key", "tonic", "repetition", "autocorrelation", "motif",
-                                         "repeated_motif", "preferred_intervals", "leap",
-                                         "unique_extremes"))
+            values, _, leaps[i] = reference_step(
+                comps[i], int(action[i]), t, leaps[i], num_notes=16, obs=int(obs[i])
+            )
+            mt = sum(
+                values[k]
+                for k in (
+                    "key",
+                    "tonic",
+                    "repetition",
+                    "autocorrelation",
+                    "motif",
+                    "repeated_motif",
+                    "preferred_intervals",
+                    "leap",
+                    "unique_extremes",
+                )
+            )
             assert abs(out.music_theory[i] - mt) < 1e-9
             assert abs(out.reward[i] - (lp[i] + 0.5 * mt)) < 1e-9
             comps[i].append(int(action[i]))

@@ -186,8 +186,12 @@ def test_mutated_abc_strings(scratch, capfd):
     assert outcomes["parsed"] > 0
 
 
-@settings(max_examples=300, deadline=2000, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=2000,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(seed=st.sampled_from(range(9)), edits=st.lists(
     st.tuples(st.integers(0, 10_000), st.binary(min_size=0, max_size=8)), max_size=6),
     cut=st.none() | st.integers(0, 10_000))  # fmt: skip

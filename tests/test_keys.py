@@ -65,8 +65,12 @@ def test_tuning_in_g_major_moves_notes_into_g_major(tiny_note_rnn):
 
 @pytest.mark.parametrize(
     ("target", "source", "shift"),
-    [("C major", "D major", -2), ("G major", "D major", 5), ("D minor", "D major", 3),
-     ("E minor", "D major", 5)],  # fmt: skip
+    [
+        ("C major", "D major", -2),
+        ("G major", "D major", 5),
+        ("D minor", "D major", 3),
+        ("E minor", "D major", 5),
+    ],  # fmt: skip
 )
 def test_data_transposition_to_any_key(target, source, shift):
     from rltuner.midi_io import load_pretty_midi, melodies_from_track, tracks_from_pretty_midi

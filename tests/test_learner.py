@@ -45,8 +45,11 @@ def test_bootstrap_g_uses_log_prior():
     expected1 = np.log((37 + np.exp(-1.0)) / 38)
     np.testing.assert_allclose(bootstrap_value("g", q, logits), [expected0, expected1], rtol=1e-12)
     # with a uniform prior G's value is Psi's minus log 38
-    np.testing.assert_allclose(bootstrap_value("g", q, np.zeros((2, 38))),
-                               bootstrap_value("psi", q) - np.log(38), rtol=1e-12)
+    np.testing.assert_allclose(
+        bootstrap_value("g", q, np.zeros((2, 38))),
+        bootstrap_value("psi", q) - np.log(38),
+        rtol=1e-12,
+    )
 
 
 def test_bootstrap_rejects_unknown():
@@ -66,8 +69,13 @@ def test_linear_epsilon_schedule():
 
 
 def test_replay_wraps_and_samples_without_duplicates():
-    mem = ReplayMemory(10, state_size=4, store_reward_state=False, stride=4,
-                       prime_states=np.zeros((1, 4), np.float32))
+    mem = ReplayMemory(
+        10,
+        state_size=4,
+        store_reward_state=False,
+        stride=4,
+        prime_states=np.zeros((1, 4), np.float32),
+    )
     for i in range(3):
         obs = np.full(4, i, dtype=np.int64)
         st = np.full((4, 4), float(i), dtype=np.float32)
@@ -120,8 +128,13 @@ def test_soft_target_update_arithmetic():
     learner = Learner(q, q.copy(), LearnerHyper(learning_rate=0.0, target_update_rate=0.01))
     learner.target.theta[...] = 0.0
     theta0 = q.theta.copy()
-    mem = ReplayMemory(128, lay.state_size, False, stride=64,
-                       prime_states=np.zeros((1, lay.state_size), np.float32))
+    mem = ReplayMemory(
+        128,
+        lay.state_size,
+        False,
+        stride=64,
+        prime_states=np.zeros((1, lay.state_size), np.float32),
+    )
     z = np.zeros(64, dtype=np.int64)
     s = np.zeros((64, lay.state_size), np.float32)
     mem.add(z, z, z, z.astype(np.float32), s, None)

@@ -172,9 +172,11 @@ def test_training_lowers_validation_loss(tmp_path):
     assert len(records) == 8 and {"valid_accuracy", "valid_log_perplexity"} <= set(records[0])
     best, meta = load_note_rnn(result.best_path)
     assert meta["metrics"]["valid_log_perplexity"] == pytest.approx(
-        result.best_valid_log_perplexity)
+        result.best_valid_log_perplexity
+    )
     assert evaluate_note_rnn(best, valid)["log_perplexity"] == pytest.approx(
-        result.best_valid_log_perplexity, rel=1e-5)
+        result.best_valid_log_perplexity, rel=1e-5
+    )
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path):

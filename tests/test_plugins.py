@@ -154,8 +154,11 @@ def test_cli_rule_weights_config_and_resume(tiny_note_rnn, tmp_path):
                                   "--print-config"),
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert f'rules = [\n    "{SPEC}",\n]' in r.stdout or f'rules = [ "{SPEC}" ]' in r.stdout or \
-        SPEC in r.stdout
+    assert (
+        f'rules = [\n    "{SPEC}",\n]' in r.stdout
+        or f'rules = [ "{SPEC}" ]' in r.stdout
+        or SPEC in r.stdout
+    )
     assert "neighbour_keys = 2.0" in r.stdout and "autocorrelation = 0.0" in r.stdout
     r = subprocess.run(_tune_args(tiny_note_rnn, run, "--rule", SPEC, "--weight",
                                   "neighbour_keys=2", *no_report),

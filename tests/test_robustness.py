@@ -16,9 +16,27 @@ from rltuner.checkpoint import load_arrays
 from rltuner.errors import RltunerError
 from rltuner.tuner import RLTuner, TunerConfig
 
-_TUNE_FLAGS = ["--steps", "32000", "--eval-every", "1600", "--exploration-period", "8000",
-               "--memory-size", "4000", "--num-envs", "16", "--eval-compositions", "8",
-               "--final-compositions", "32", "--num-samples", "1", "--seed", "5", "--quiet"]
+_TUNE_FLAGS = [
+    "--steps",
+    "32000",
+    "--eval-every",
+    "1600",
+    "--exploration-period",
+    "8000",
+    "--memory-size",
+    "4000",
+    "--num-envs",
+    "16",
+    "--eval-compositions",
+    "8",
+    "--final-compositions",
+    "32",
+    "--num-samples",
+    "1",
+    "--seed",
+    "5",
+    "--quiet",
+]
 
 
 def _no_report() -> dict:
@@ -26,9 +44,19 @@ def _no_report() -> dict:
 
 
 def _cfg(path, **kw):
-    base = dict(note_rnn=str(path), steps=3200, eval_every=1600, exploration_period=1600,
-                memory_size=4000, num_envs=16, eval_compositions=8, final_compositions=32,
-                num_samples=1, seed=3, **_no_report())
+    base = dict(
+        note_rnn=str(path),
+        steps=3200,
+        eval_every=1600,
+        exploration_period=1600,
+        memory_size=4000,
+        num_envs=16,
+        eval_compositions=8,
+        final_compositions=32,
+        num_samples=1,
+        seed=3,
+        **_no_report(),
+    )
     base.update(kw)
     return TunerConfig(**base)
 
@@ -45,8 +73,12 @@ def _env() -> dict:
 def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tiny_note_rnn, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     base = ["tune", "--note-rnn", str(tiny_note_rnn), *_TUNE_FLAGS]
-    proc = subprocess.Popen(_rltuner(*base, "--out", str(killed)), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _rltuner(*base, "--out", str(killed)),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     state = killed / "checkpoint" / "state.safetensors"
     deadline = time.monotonic() + 60
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -59,12 +91,18 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tiny_note_rnn, tm
     assert 0 < step_at_kill < 32000
     assert not (killed / "tuned.safetensors").exists()
 
-    resumed = subprocess.run(_rltuner("tune", "--resume", str(killed), "--quiet"), env=_env(),
-                             capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        _rltuner("tune", "--resume", str(killed), "--quiet"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {killed} at step {step_at_kill:,}" in resumed.stdout
-    done = subprocess.run(_rltuner(*base, "--out", str(full)), env=_env(),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        _rltuner(*base, "--out", str(full)), env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
     a, _ = load_arrays(full / "tuned.safetensors")
@@ -106,15 +144,28 @@ def test_unwritable_run_dir_fails_before_training(tiny_note_rnn, tmp_path):
     with pytest.raises(RltunerError, match="cannot write the run directory"):
         t.train(blocker / "run", progress=False)
     assert t.step == 0
-    r = subprocess.run(_rltuner("tune", "--note-rnn", str(tiny_note_rnn), "--steps", "320",
-                                "--out", str(blocker / "run")),
-                       env=_env(), capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        _rltuner(
+            "tune",
+            "--note-rnn",
+            str(tiny_note_rnn),
+            "--steps",
+            "320",
+            "--out",
+            str(blocker / "run"),
+        ),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "cannot write the run directory" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_failed_checkpoint_write_leaves_the_previous_one_intact(tiny_note_rnn, tmp_path,
-                                                                 monkeypatch):
+def test_failed_checkpoint_write_leaves_the_previous_one_intact(
+    tiny_note_rnn, tmp_path, monkeypatch
+):
     t = RLTuner(_cfg(tiny_note_rnn))
     t.train(tmp_path, progress=False, stop_after=1600)
     ckpt = tmp_path / "checkpoint"

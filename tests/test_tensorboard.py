@@ -11,9 +11,20 @@ from rltuner.tuner import RLTuner, TunerConfig
 
 
 def _cfg(path, **kw):
-    base = dict(note_rnn=str(path), steps=4800, eval_every=1600, exploration_period=1600,
-                memory_size=4000, num_envs=16, eval_compositions=16, final_compositions=64,
-                num_samples=2, seed=3, report=False, tensorboard=True)
+    base = dict(
+        note_rnn=str(path),
+        steps=4800,
+        eval_every=1600,
+        exploration_period=1600,
+        memory_size=4000,
+        num_envs=16,
+        eval_compositions=16,
+        final_compositions=64,
+        num_samples=2,
+        seed=3,
+        report=False,
+        tensorboard=True,
+    )
     base.update(kw)
     return TunerConfig(**base)
 
@@ -64,8 +75,10 @@ def test_tensorboard_reads_our_files(tmp_path):
     acc.Reload()
     seen = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
     assert seen == read_scalars(tmp_path)
-    assert seen == {"train/r": [(100, 1.0), (200, 2.0), (300, 9.0)],
-                    "eval/x": [(100, -100.0), (200, -200.0)]}
+    assert seen == {
+        "train/r": [(100, 1.0), (200, 2.0), (300, 9.0)],
+        "eval/x": [(100, -100.0), (200, -200.0)],
+    }
 
 
 def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
@@ -76,8 +89,9 @@ def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
     t.train(tmp_path, progress=False)
     tb = read_scalars(tmp_path / "tensorboard")
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [s for s, _ in tb["train/total_reward"]] == [r["step"] for r in rows] == [1600, 3200,
-                                                                                        4800]
+    assert (
+        [s for s, _ in tb["train/total_reward"]] == [r["step"] for r in rows] == [1600, 3200, 4800]
+    )
     for (step, v), row in zip(tb["eval/note_rnn_log_p"], rows, strict=True):
         assert step == row["step"]
         assert v == struct.unpack("<f", struct.pack("<f", row["eval/note_rnn_log_p"]))[0]

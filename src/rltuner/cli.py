@@ -422,7 +422,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         _print_config(cfg)
         return 0
     if not cfg.input_dir:
-        raise RltunerError("data build needs INPUT_DIR (or input_dir = \"...\" in --config)")
+        raise RltunerError('data build needs INPUT_DIR (or input_dir = "..." in --config)')
     try:
         key = Key.parse(cfg.key)
     except ValueError as e:

@@ -731,8 +731,11 @@ class Comparison:
                 f"{m.column} {sum(rows_matching_paper(m.table1()).values())}/{len(TABLE1_ROWS)}"
                 for m in self.models
             )
-            lines += ["", f"Rows matching or beating the paper's Q column (rows 1–5 lower is "
-                      f"better, |autocorrelation|; at the paper's printed precision): {counts}."]
+            lines += [
+                "",
+                f"Rows matching or beating the paper's Q column (rows 1–5 lower is "
+                f"better, |autocorrelation|; at the paper's printed precision): {counts}.",
+            ]
         lines += ["", "### Further statistics (not in the paper)", ""]
         lines.append(_md_row(["Metric", *cols]))
         lines.append(_md_row(["---"] + ["---:"] * len(cols)))
@@ -741,8 +744,11 @@ class Comparison:
             for m in self.models:
                 v = m.extra.get(k, math.nan)
                 if kind == "pct":
-                    se = math.sqrt(v * (1 - v) / m.stats.total_notes) if k != "distinct_share" \
-                        and not math.isnan(v) and m.stats.total_notes else None
+                    se = (
+                        math.sqrt(v * (1 - v) / m.stats.total_notes)
+                        if k != "distinct_share" and not math.isnan(v) and m.stats.total_notes
+                        else None
+                    )
                     cells.append(_fmt_pct(v, se))
                 else:
                     cells.append(_fmt_num(v, 3))
@@ -768,7 +774,7 @@ class Comparison:
             "logits), no exploration; every model sees the same random numbers.",
             "- ± values are binomial standard errors sqrt(p(1−p)/n) with n the row's "
             "denominator (notes, compositions or leaps).",
-            "- \"In-key preferred intervals\" counts in-key fifths **and in-key thirds**; the "
+            '- "In-key preferred intervals" counts in-key fifths **and in-key thirds**; the '
             "original code counted only the fifths (a misplaced parenthesis, SPEC §10).",
             "- Autocorrelations are means over compositions where the coefficient is defined.",
             "- Mean log p(a|s) and the KL estimate use the model's Reward RNN (its base Note "

@@ -93,17 +93,13 @@ def _primer_melodies(cfg: TunerConfig) -> list[np.ndarray] | None:
     return None
 
 
-def make_composition_env(
-    cfg: TunerConfig, batch: int, rng: np.random.Generator
-) -> CompositionEnv:
+def make_composition_env(cfg: TunerConfig, batch: int, rng: np.random.Generator) -> CompositionEnv:
     """The batched environment of ``cfg`` (Reward RNN, key, rules, priming), ``batch`` rows."""
     from rltuner.tuner import _bundled_note_rnn
 
     net, _ = load_network(cfg.note_rnn or _bundled_note_rnn())
     tables = RuleTables.from_key(Key.parse(cfg.key), cfg.num_notes)
-    priming = Priming(
-        cfg.priming, net, _primer_melodies(cfg), rng=np.random.default_rng(cfg.seed)
-    )
+    priming = Priming(cfg.priming, net, _primer_melodies(cfg), rng=np.random.default_rng(cfg.seed))
     return CompositionEnv(
         net,
         tables,

@@ -696,8 +696,35 @@ def _make_update_loop(parallel: bool):
              b1, b2, eps, clip, eta, out_loss, out_target, ws):  # fmt: skip
         # the buffers come from _workspace (allocating them here made numba's parallel
         # analysis of this function several seconds slower to compile)
-        (o_b, a_b, st, nst, rst, new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc,
-         tanh_sc, z, dz, qn, qo, rl, q, dq, vnext, dqa, grad, dh_buf, dhp, sq, scale) = ws
+        (
+            o_b,
+            a_b,
+            st,
+            nst,
+            rst,
+            new_st,
+            new_nst,
+            new_rst,
+            new_ost,
+            gates_on,
+            tanh_on,
+            gates_sc,
+            tanh_sc,
+            z,
+            dz,
+            qn,
+            qo,
+            rl,
+            q,
+            dq,
+            vnext,
+            dqa,
+            grad,
+            dh_buf,
+            dhp,
+            sq,
+            scale,
+        ) = ws
         nupd, bm = idx.shape
         nl = slm.shape[0]
         npart = slm.shape[1]

@@ -498,8 +498,10 @@ def _save_train_state(
         "kind": "note_rnn_train_state",
         "format_version": FORMAT_VERSION,
         # strict JSON has no infinity: "no best yet" is stored as null
-        "progress": {**progress, "best_valid_log_perplexity":
-                     None if best is None or not math.isfinite(best) else best},
+        "progress": {
+            **progress,
+            "best_valid_log_perplexity": None if best is None or not math.isfinite(best) else best,
+        },
         "train_config": config.to_dict(),
         "model_config": model_config.to_dict(),
     }
@@ -532,7 +534,7 @@ def _load_train_state(
     new_state = {}
     for idx, name in enumerate(names):
         prefix = f"optim.{name}."
-        st = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        st = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if st:
             if "step" in st:
                 st["step"] = st["step"].reshape(())

@@ -771,4 +771,3 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
 def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
     st = rng.bit_generator.state
     return json.loads(json.dumps(st, default=int))
-
