@@ -33,9 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+
+from rltuner.errors import RltunerError, missing_torch
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor, nn
+except ImportError:  # torch is the optional [torch] extra
+    raise missing_torch("training or loading a Note RNN as a torch module") from None
 
 from rltuner.checkpoint import load_tensors, save_tensors
 from rltuner.encoding import (
@@ -46,7 +52,6 @@ from rltuner.encoding import (
     NUM_CLASSES,
     STEPS_PER_QUARTER,
 )
-from rltuner.errors import RltunerError
 
 __all__ = [
     "NoteRNNConfig",

@@ -10,7 +10,13 @@ so ``--device cpu`` (the default) never imports torch.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from rltuner.errors import missing_torch
+
+try:
+    import torch
+except ImportError:  # torch is the optional [torch] extra
+    raise missing_torch("a torch device (--device cuda, mps, ...)") from None
 
 from rltuner.learner import LearnerHyper, ReplayMemory, UpdateStats
 from rltuner.lstm_kernels import NetLayout
