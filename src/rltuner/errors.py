@@ -7,7 +7,7 @@ __all__ = ["RltunerError", "TORCH_INSTALL_HINT", "missing_torch"]
 #: How to get PyTorch, which only Note RNN training and ``--device cuda`` need (see the README's
 #: "Installing" section).
 TORCH_INSTALL_HINT = (
-    "pip install 'rltuner[torch]' (for a CPU-only torch, ~200 MB instead of several GB: "
+    "pip install 'rltuner[torch]' (for a CPU-only torch without the CUDA libraries of several GB: "
     "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)"
 )
 

@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+from rltuner.errors import RltunerError, missing_torch
+
+try:
+    import torch
+except ImportError:  # torch is the optional [torch] extra
+    raise missing_torch("rltuner generate") from None
 
 from rltuner.encoding import DEFAULT_QPM, class_label
-from rltuner.errors import RltunerError
 from rltuner.note_rnn import NoteRNN, bundled_note_rnn_path, load_note_rnn
 from rltuner.report import plot_note_probabilities, plot_piano_rolls
 
