@@ -55,6 +55,11 @@ def test_tune_generate_end_to_end(tmp_path, tiny_note_rnn):
     assert "Table-1 statistics" in p.stdout
     stats = json.loads((run_dir / "stats.json").read_text())
     assert stats["compositions"] == 64 and "Notes in motif" in stats["table1"]
+    nat = stats["naturalness"]
+    assert 0 < nat["distinct_openings_8"] <= 1 and 0 < nat["top_opening_share_16"] <= 1
+    assert len(stats["naturalness_details"]["top_openings"]["16"]) == 16
+    if stats["naturalness_corpus"] is not None:  # the bundled corpus is installed
+        assert nat["ngram_log_likelihood"] < stats["naturalness_corpus"]["ngram_log_likelihood"]
     assert len(list((run_dir / "samples").glob("*.mid"))) == 2
     # a second start in the same folder refuses instead of overwriting the run
     p = run("tune", "--note-rnn", str(tiny_note_rnn), "--out", str(run_dir), "--quiet")

@@ -252,6 +252,40 @@ def test_csv(comparison):
     assert float(motif[3]) > 0  # its standard error
 
 
+def test_naturalness_rows_and_corpus_reference(comparison):
+    from rltuner.naturalness import bundled_reference
+
+    m = comparison.models[0]
+    for k in ("distinct_openings_16", "distinct_openings_8", "top_opening_share_8",
+              "repeated_pitch_share"):  # fmt: skip
+        assert 0.0 <= m.extra[k] <= 1.0
+    assert len(m.naturalness["top_openings"]["16"]) == 16
+    assert len(m.naturalness["onset_position_shares"]) == 16
+    md = comparison.to_markdown()
+    assert "| Distinct 8-step openings |" in md and "Most common first bar" in md
+    d = comparison.to_dict()
+    assert d["models"][0]["naturalness"] == m.naturalness
+    again = type(comparison).from_dict(json.loads(comparison.to_json()))
+    assert again.models[0].naturalness["top_openings"] == m.naturalness["top_openings"]
+    rows = list(csv.reader(io.StringIO(comparison.to_csv())))
+    ngram = next(r for r in rows if r[1] == EXTRA_ROWS["ngram_log_likelihood"][0])
+    ref_col = rows[0].index("corpus reference")
+    if bundled_reference() is None:
+        assert comparison.reference is None and ngram[ref_col] == ""
+        return
+    # the corpus column: held-out 16-step windows, scored like the samples
+    ref = comparison.reference
+    assert ref["windows"] == bundled_reference().windows(16).shape[0]
+    head = next(line for line in md.splitlines() if line.endswith("| Corpus (held-out windows) |"))
+    row = next(line for line in md.splitlines() if line.startswith("| Distinct 8-step"))
+    assert row.count(" | ") == head.count(" | ")  # every model and the corpus have a cell
+    assert float(ngram[ref_col]) == pytest.approx(ref["extra"]["ngram_log_likelihood"])
+    assert -1.6 < ref["extra"]["ngram_log_likelihood"] < -1.0
+    assert m.extra["ngram_log_likelihood"] < ref["extra"]["ngram_log_likelihood"]
+    assert d["corpus_reference"]["split"].startswith("fit on the 1,285 validation melodies")
+    assert again.reference["windows"] == ref["windows"]
+
+
 def test_write(comparison, tmp_path):
     paths = comparison.write(tmp_path / "out")
     assert sorted(p.name for p in paths.values()) == [

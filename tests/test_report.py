@@ -107,7 +107,8 @@ def test_report_is_self_contained(report, run_dir):
     assert len(audios) == 2 * 3 and all(a.startswith("data:audio/wav;base64,") for a in audios)
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing from the network
     for needle in ("Configuration", "Notes excessively repeated", "paper Ψ", "my_run (Q)",
-                   "other (Note RNN)", "data-check"):  # fmt: skip
+                   "other (Note RNN)", "data-check", "Distinct 8-step openings",
+                   "Most common first bar", "per step under the corpus trigram"):  # fmt: skip
         assert needle in text
 
 

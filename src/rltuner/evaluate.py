@@ -24,11 +24,15 @@ errors) and
 * ``kl_to_note_rnn``: mean over sampled steps of ``KL(π(·|s) ‖ p(·|s)) = Σ_a π(a|s)(log π(a|s)
   − log p(a|s))``, from both networks' outputs along the sampled trajectories;
 * ``distinct_share``: distinct compositions / compositions;
-* ``pitch_class_distance``: total variation ``½ Σ_pc |h(pc) − h_corpus(pc)|`` between the
-  normalised pitch-class histograms of note onsets (not durations) of the samples and of the
-  bundled corpus (NaN when the corpus is not installed);
 * ``notes_per_composition``: mean number of note onsets (classes ≥ 2);
-* ``rest_share`` / ``hold_share``: share of steps that are note-off (0) / no-event (1).
+* ``rest_share`` / ``hold_share``: share of steps that are note-off (0) / no-event (1);
+* naturalness and diversity (:mod:`rltuner.naturalness`, against the bundled corpus split as
+  the bundled Note RNN was): ``distinct_openings_16`` / ``_8`` and ``top_opening_share_16`` /
+  ``_8`` (first-bar and 8-step openings), ``repeated_pitch_share``, total-variation distances
+  ``interval_distance``, ``pitch_class_distance`` (note onsets by pitch class) and
+  ``onset_position_distance`` (onsets by position in the bar), and ``ngram_log_likelihood``
+  (mean per-step log-likelihood under the corpus trigram); NaN where the corpus is not
+  installed. The held-out corpus windows of the same length give the reference column.
 """
 
 from __future__ import annotations
@@ -49,11 +53,18 @@ import numba as nb
 import numpy as np
 
 from rltuner.checkpoint import atomic_write_text
-from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, MIN_PITCH, NUM_CLASSES, Key
+from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, NUM_CLASSES, Key
 from rltuner.env import Network, load_network
 from rltuner.errors import RltunerError
 from rltuner.lstm_kernels import fsigmoid, ftanh, single_threaded_blas
 from rltuner.metrics import INTERVAL_NAMES, TABLE1_ROWS, CompositionStats, composition_stats
+from rltuner.naturalness import (
+    bundled_reference,
+    format_opening,
+    naturalness_stats,
+    pitch_class_histogram,
+    total_variation,
+)
 
 __all__ = [
     "EvalModel",
@@ -75,8 +86,8 @@ __all__ = [
     "distinct_share",
     "pitch_class_histogram",
     "total_variation",
-    "corpus_pitch_class_histogram",
     "event_shares",
+    "corpus_reference",
     "evaluate_model",
     "evaluate_models",
 ]
@@ -147,7 +158,17 @@ EXTRA_ROWS: dict[str, tuple[str, str]] = {
     "notes_per_composition": ("Mean notes per composition", "num"),
     "rest_share": ("Rest (note-off) share of steps", "pct"),
     "hold_share": ("Hold (no-event) share of steps", "pct"),
+    "distinct_openings_16": ("Distinct first-bar (16-step) openings", "pct"),
+    "top_opening_share_16": ("Most common first-bar opening", "pct"),
+    "distinct_openings_8": ("Distinct 8-step openings", "pct"),
+    "top_opening_share_8": ("Most common 8-step opening", "pct"),
+    "repeated_pitch_share": ("Repeated pitch (share of melodic intervals)", "pct"),
+    "interval_distance": ("Melodic-interval histogram distance to the corpus (TV)", "num"),
+    "onset_position_distance": ("Onset-position (in the bar) distance to the corpus (TV)", "num"),
+    "ngram_log_likelihood": ("Log-likelihood per step under the corpus trigram (nats)", "num"),
 }
+# shares of all sampled steps: the only extra rows shown with a binomial standard error
+_STEP_SHARE_ROWS = frozenset({"rest_share", "hold_share"})
 INTERVAL_LABELS = {
     "octave_jumps": "Octave jumps (> 12 semitones)",
     "sevenths": "Sevenths (11)",
@@ -527,44 +548,6 @@ def distinct_share(compositions: np.ndarray) -> float:
     return float(np.unique(rows).size / comps.shape[0])
 
 
-def pitch_class_histogram(melodies: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Counts ``(12,)`` of note onsets (classes ≥ 2) by pitch class (0 = C) over ``melodies``
-    (an ``(M, N)`` array or a list of 1-D arrays). Holds and rests are not counted, and a
-    note counts once whatever its duration."""
-    arrays = [np.asarray(melodies)] if isinstance(melodies, np.ndarray) else list(melodies)
-    counts = np.zeros(12, dtype=np.int64)
-    for a in arrays:
-        notes = np.asarray(a, dtype=np.int64).reshape(-1)
-        notes = notes[notes >= FIRST_NOTE_CLASS]
-        counts += np.bincount((notes + MIN_PITCH - FIRST_NOTE_CLASS) % 12, minlength=12)
-    return counts
-
-
-def total_variation(p: np.ndarray, q: np.ndarray) -> float:
-    """``½ Σ |p/Σp − q/Σq|`` in [0, 1] between two histograms; NaN if either is empty."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.sum() <= 0 or q.sum() <= 0:
-        return math.nan
-    return float(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
-
-
-_CORPUS_HIST: dict[str, np.ndarray | None] = {}
-
-
-def corpus_pitch_class_histogram() -> np.ndarray | None:
-    """Pitch-class histogram of the bundled corpus (cached), or ``None`` if not installed."""
-    if "bundled" not in _CORPUS_HIST:
-        from rltuner.corpus import load_bundled
-
-        try:
-            hist: np.ndarray | None = pitch_class_histogram(load_bundled().melodies)
-        except (RltunerError, OSError):
-            hist = None
-        _CORPUS_HIST["bundled"] = hist
-    return _CORPUS_HIST["bundled"]
-
-
 def event_shares(compositions: np.ndarray) -> dict[str, float]:
     """``notes_per_composition`` (mean count of classes ≥ 2 per row), ``rest_share`` (share of
     entries equal to 0, note-off) and ``hold_share`` (equal to 1, no-event) of ``(M, N)``."""
@@ -576,6 +559,31 @@ def event_shares(compositions: np.ndarray) -> dict[str, float]:
         "notes_per_composition": float(counts[FIRST_NOTE_CLASS:].sum() / c.shape[0]),
         "rest_share": float(counts[0] / c.size),
         "hold_share": float(counts[1] / c.size),
+    }
+
+
+def corpus_reference(num_notes: int = 32) -> dict[str, Any] | None:
+    """The corpus column of the tables: the extra statistics that are defined for data
+    (:func:`distinct_share`, :func:`event_shares` and the naturalness metrics) of the held-out
+    ``num_notes``-step windows of the bundled corpus (:mod:`rltuner.naturalness`), with the
+    split named; ``None`` when the corpus is not installed or has no such window."""
+    ref = bundled_reference()
+    if ref is None:
+        return None
+    windows = ref.windows(num_notes)
+    if windows.shape[0] == 0:
+        return None
+    nat = ref.reference_stats(num_notes)
+    return {
+        "label": "Corpus (held-out windows)",
+        "split": ref.split,
+        "windows": int(windows.shape[0]),
+        "extra": {
+            "distinct_share": distinct_share(windows),
+            **event_shares(windows),
+            **nat.scalars(),
+        },
+        "naturalness": nat.details(),
     }
 
 
@@ -591,6 +599,8 @@ class ModelEvaluation:
     stats: CompositionStats
     extra: dict[str, float]
     seconds: float = 0.0
+    # JSON-ready distributions and top openings (NaturalnessStats.details())
+    naturalness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -622,6 +632,7 @@ class ModelEvaluation:
             "standard_errors": _clean(s.binomial_se()),
             "extra": _clean(self.extra),
             "intervals": _clean(intervals),
+            "naturalness": self.naturalness,
             "counts": dataclasses.asdict(s),
         }
 
@@ -629,7 +640,7 @@ class ModelEvaluation:
     def from_dict(cls, d: dict[str, Any]) -> ModelEvaluation:
         return cls(d["name"], d["path"], d["algorithm"], d.get("reward_rnn"),
                    CompositionStats(**d["counts"]), {k: _nan(v) for k, v in d["extra"].items()},
-                   float(d.get("seconds", 0.0)))  # fmt: skip
+                   float(d.get("seconds", 0.0)), d.get("naturalness") or {})  # fmt: skip
 
 
 def _ratio(a: float, b: float) -> float:
@@ -660,21 +671,17 @@ def evaluate_model(
     t0 = time.perf_counter()
     ro = rollout(model, compositions, seed, num_notes, batch, workers)
     stats = composition_stats(ro.compositions, key)
-    corpus = corpus_pitch_class_histogram()
+    nat = naturalness_stats(ro.compositions, bundled_reference())
     extra = {
         "mean_log_p": float(ro.log_p.mean(dtype=np.float64)),
         "kl_to_note_rnn": float(ro.kl.mean(dtype=np.float64)),
         "distinct_share": distinct_share(ro.compositions),
-        "pitch_class_distance": (
-            total_variation(pitch_class_histogram(ro.compositions), corpus)
-            if corpus is not None
-            else math.nan
-        ),
         **event_shares(ro.compositions),
+        **nat.scalars(),
     }
     reward = str(model.reward_rnn_path) if model.reward_rnn_path is not None else None
     ev = ModelEvaluation(model.name, str(model.path), model.algorithm, reward, stats, extra,
-                         time.perf_counter() - t0)  # fmt: skip
+                         time.perf_counter() - t0, nat.details())  # fmt: skip
     return ev, ro
 
 
@@ -706,6 +713,14 @@ class Comparison:
     seed: int
     key: str = "C major"
     num_notes: int = 32
+    # the corpus column (:func:`corpus_reference`), None without the corpus
+    reference: dict[str, Any] | None = None
+
+    def _reference_value(self, k: str) -> float | None:
+        """The corpus column's value of extra row ``k``; ``None`` when it has none."""
+        if self.reference is None or k not in self.reference["extra"]:
+            return None
+        return _nan(self.reference["extra"][k])
 
     # ---- Markdown
     def to_markdown(self, paper: bool = True) -> str:
@@ -737,8 +752,9 @@ class Comparison:
                 f"better, |autocorrelation|; at the paper's printed precision): {counts}.",
             ]
         lines += ["", "### Further statistics (not in the paper)", ""]
-        lines.append(_md_row(["Metric", *cols]))
-        lines.append(_md_row(["---"] + ["---:"] * len(cols)))
+        ref_cols = [self.reference["label"]] if self.reference else []
+        lines.append(_md_row(["Metric", *cols, *ref_cols]))
+        lines.append(_md_row(["---"] + ["---:"] * (len(cols) + len(ref_cols))))
         for k, (label, kind) in EXTRA_ROWS.items():
             cells = [label]
             for m in self.models:
@@ -746,13 +762,22 @@ class Comparison:
                 if kind == "pct":
                     se = (
                         math.sqrt(v * (1 - v) / m.stats.total_notes)
-                        if k != "distinct_share" and not math.isnan(v) and m.stats.total_notes
+                        if k in _STEP_SHARE_ROWS and not math.isnan(v) and m.stats.total_notes
                         else None
                     )
                     cells.append(_fmt_pct(v, se))
                 else:
                     cells.append(_fmt_num(v, 3))
+            if ref_cols:
+                r = self._reference_value(k)
+                cells.append("—" if r is None else _fmt_pct(r) if kind == "pct" else _fmt_num(r))
             lines.append(_md_row(cells))
+        lines += ["", "Most common first bar (16 steps; `-` hold, `r` rest):", ""]
+        for m in self.models:
+            top = (m.naturalness.get("top_openings") or {}).get("16")
+            share = m.extra.get("top_opening_share_16", math.nan)
+            text = f"`{format_opening(top)}` ({_fmt_pct(share)})" if top else "n/a"
+            lines.append(f"- {m.column}: {text}")
         lines += ["", "### Intervals (share of all notes, SPEC §8)", ""]
         lines.append(_md_row(["Interval", *cols]))
         lines.append(_md_row(["---"] + ["---:"] * len(cols)))
@@ -780,8 +805,19 @@ class Comparison:
             "- Mean log p(a|s) and the KL estimate use the model's Reward RNN (its base Note "
             "RNN; an untuned Note RNN is its own, so its KL is 0). KL is the mean over sampled "
             "steps of Σ_a π(a|s)(log π(a|s) − log p(a|s)).",
-            "- Pitch-class distance: total variation between normalised pitch-class histograms "
-            "of note onsets in the samples and in the bundled corpus (n/a without the corpus).",
+            "- Naturalness (docs/evaluation.md): distinct openings = distinct 16/8-step "
+            "prefixes / compositions; melodic intervals are between consecutive note onsets "
+            "(±12 semitones, larger leaps pooled); distances are total variation "
+            "½Σ|p − q| to the corpus histograms (intervals, pitch classes of onsets, onset "
+            "positions in the bar); the trigram is interpolated Kneser–Ney over the 38 classes. "
+            "Corpus = the bundled corpus split as the bundled Note RNN was: "
+            + (self.reference["split"] if self.reference else "not installed (n/a)")
+            + (
+                f"; its column scores {self.reference['windows']:,} held-out "
+                f"{self.num_notes}-step windows."
+                if self.reference
+                else "."
+            ),
             "- Paper columns: Jaques et al., Table 1 (100,000 compositions per model), for "
             "reference; their Note RNN and corpus differ from ours.",
         ]
@@ -800,6 +836,11 @@ class Comparison:
             "num_notes": self.num_notes,
             "in_key_preferred_counts_thirds": True,
             "models": [m.to_dict() for m in self.models],
+            "corpus_reference": (
+                {**self.reference, "extra": _clean(self.reference["extra"])}
+                if self.reference
+                else None
+            ),
             "paper": {
                 row: dict(zip(PAPER_COLUMNS, (v for v, _ in vals), strict=True))
                 for row, vals in PAPER_TABLE1.items()
@@ -813,24 +854,27 @@ class Comparison:
     def from_dict(cls, d: dict[str, Any]) -> Comparison:
         models = [ModelEvaluation.from_dict(m) for m in d["models"]]
         return cls(models, int(d["compositions"]), int(d["seed"]), d.get("key", "C major"),
-                   int(d.get("num_notes", 32)))  # fmt: skip
+                   int(d.get("num_notes", 32)), d.get("corpus_reference"))  # fmt: skip
 
     def to_csv(self) -> str:
         """One row per metric; per model a value and a standard-error column (fractions, not
-        %), then the paper's columns (empty where the paper has no value)."""
+        %), then the corpus reference and the paper's columns (empty where they have no
+        value)."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         header = ["section", "metric"]
         for m in self.models:
             header += [m.column, f"{m.column} se"]
+        header += ["corpus reference"]
         header += [f"paper {c}" for c in PAPER_COLUMNS]
         w.writerow(header)
 
         def emit(section: str, metric: str, values: list[tuple[float, float | None]],
-                 paper: tuple | None = None) -> None:  # fmt: skip
+                 paper: tuple | None = None, reference: float | None = None) -> None:  # fmt: skip
             row: list[Any] = [section, metric]
             for v, se in values:
                 row += [_csv_num(v), _csv_num(se)]
+            row.append(_csv_num(reference))
             row += [v for v, _ in paper] if paper else [""] * len(PAPER_COLUMNS)
             w.writerow(row)
 
@@ -838,7 +882,8 @@ class Comparison:
             emit("table1", r, [(m.table1()[r], m.stats.binomial_se().get(r)) for m in self.models],
                  PAPER_TABLE1[r])  # fmt: skip
         for k, (label, _) in EXTRA_ROWS.items():
-            emit("extra", label, [(m.extra.get(k, math.nan), None) for m in self.models])
+            emit("extra", label, [(m.extra.get(k, math.nan), None) for m in self.models],
+                 reference=self._reference_value(k))  # fmt: skip
         for k in INTERVAL_NAMES:
             vals = []
             for m in self.models:
@@ -887,6 +932,7 @@ def evaluate_models(
     loaded :class:`EvalModel`) with the same settings. Duplicate names get a suffix."""
     key = Key.parse(key) if isinstance(key, str) else key
     models = [s if isinstance(s, EvalModel) else load_model(s) for s in specs]
+    reference = corpus_reference(num_notes)  # built once, before any model is timed
     seen: dict[str, int] = {}
     for m in models:
         seen[m.name] = seen.get(m.name, 0) + 1
@@ -898,4 +944,4 @@ def evaluate_models(
         if progress:
             print(f"{m.name}: {compositions:,} compositions in {ev.seconds:.2f} s")
         results.append(ev)
-    return Comparison(results, compositions, seed, key.name, num_notes)
+    return Comparison(results, compositions, seed, key.name, num_notes, reference)

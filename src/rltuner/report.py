@@ -328,6 +328,7 @@ th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 table.config td:nth-child(odd) { text-align: left; color: #555; }
 thead th { background: #f3f3f3; } td.paper, th.paper { color: #777; background: #fafafa; }
+td.corpus, th.corpus { background: #f4f8fc; }
 img { max-width: 100%; } .grid { display: grid; gap: .8em; }
 .cell { border: 1px solid #ddd; padding: .4em; border-radius: 4px; }
 .cell img { width: 100%; } audio { width: 100%; } .muted { color: #666; font-size: .85em; }
@@ -356,23 +357,60 @@ def _comparison_html(comp: Comparison) -> str:
 
     e = html.escape
     head = "".join(f"<th>{e(m.column)}</th>" for m in comp.models)
+    corpus = comp.reference is not None
+    if corpus:
+        head += f'<th class="corpus">{e(comp.reference["label"])}</th>'
     head += "".join(f'<th class="paper">paper {e(c)}</th>' for c in PAPER_COLUMNS)
+    blank_corpus = '<td class="corpus"></td>' if corpus else ""
     rows = []
     for r, paper in PAPER_TABLE1.items():
         cells = []
         for m in comp.models:
             v, se = m.table1()[r], m.stats.binomial_se().get(r)
             cells.append(_fmt_pct(v, se) if r in PERCENT_ROWS else _fmt_num(v))
-        tds = "".join(f"<td>{e(c)}</td>" for c in cells)
+        tds = "".join(f"<td>{e(c)}</td>" for c in cells) + blank_corpus
         tds += "".join(f'<td class="paper">{e(s)}</td>' for _, s in paper)
         rows.append(f"<tr><td>{e(r)}</td>{tds}</tr>")
     for k, (label, kind) in EXTRA_ROWS.items():
         values = [m.extra.get(k, math.nan) for m in comp.models]
-        cells = [_fmt_pct(v) if kind == "pct" else _fmt_num(v) for v in values]
-        tds = "".join(f"<td>{e(c)}</td>" for c in cells) + '<td class="paper"></td>' * 4
+        fmt = _fmt_pct if kind == "pct" else _fmt_num
+        tds = "".join(f"<td>{e(fmt(v))}</td>" for v in values)
+        if corpus:
+            ref = comp._reference_value(k)
+            tds += f'<td class="corpus">{e("—" if ref is None else fmt(ref))}</td>'
+        tds += '<td class="paper"></td>' * 4
         rows.append(f"<tr><td>{e(label)}</td>{tds}</tr>")
     return (f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{''.join(rows)}"
             "</tbody></table>")  # fmt: skip
+
+
+def _openings_html(comp: Comparison) -> str:
+    """Each model's most common first bar, and where the corpus column comes from."""
+    from rltuner.evaluate import _fmt_pct
+    from rltuner.naturalness import format_opening
+
+    e = html.escape
+    items = []
+    for m in comp.models:
+        top = (m.naturalness.get("top_openings") or {}).get("16")
+        share = _fmt_pct(m.extra.get("top_opening_share_16", math.nan))
+        text = f"<code>{e(format_opening(top))}</code> ({e(share)})" if top else "n/a"
+        items.append(f"<li>{e(m.column)}: {text}</li>")
+    source = "The bundled corpus is not installed: no corpus column."
+    if comp.reference:
+        ref = comp.reference
+        source = (
+            f"Corpus column: {e(ref['split'])}; it scores {ref['windows']:,} held-out "
+            f"{comp.num_notes}-step windows."
+        )
+    return (
+        '<p class="muted">Most common first bar (16 steps; <code>-</code> hold, <code>r</code> '
+        f"rest):</p><ul>{''.join(items)}</ul>"
+        f'<p class="muted">Naturalness rows (see docs/evaluation.md): openings are the '
+        "sampled melodies' first 16/8 steps; melodic intervals lie between consecutive note "
+        "onsets; distances are total variation to the corpus histograms; the trigram is "
+        f"interpolated Kneser–Ney over the 38 classes. {source}</p>"
+    )
 
 
 def _config_html(config: dict, per_row: int = 3) -> str:
@@ -451,6 +489,7 @@ def write_report(
             "JSON/CSV of <code>rltuner evaluate</code>) count in-key thirds too (a quirk of the "
             "original fixed). Paper columns: Jaques et al., Table 1, for reference.</p>"
         )
+        parts.append(_openings_html(comp))
         parts.append(_img(plot_comparison(comp, tmp / "comparison.png"), "Table-1 comparison"))
         melody, probs = sample_trace(tuned, _num_notes(run), seed=seed)
         heat = plot_note_probabilities(probs, melody, tmp / "probabilities.png",

@@ -48,6 +48,7 @@ from rltuner.learner import (
     action_scores,
     linear_epsilon,
 )
+from rltuner.naturalness import bundled_reference, naturalness_stats
 from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
 
 __all__ = ["TunerConfig", "RLTuner", "Rollout"]
@@ -299,18 +300,28 @@ class RLTuner:
     def evaluate(
         self, n: int = 1000, seed: int | None = None, network: Network | None = None
     ) -> dict[str, Any]:
-        """Table-1 statistics (SPEC §8) and mean rewards of ``n`` sampled compositions."""
+        """Table-1 statistics (SPEC §8), mean rewards, and the naturalness and diversity
+        metrics of :mod:`rltuner.naturalness` (``naturalness``: flat scalars, NaN as ``None``;
+        ``naturalness_details``: distributions and top openings; ``naturalness_corpus``: the
+        same scalars for held-out corpus windows of ``num_notes`` steps, for reference) of
+        ``n`` sampled compositions."""
         from rltuner.metrics import composition_stats
 
         rng = np.random.default_rng(self.config.seed + 11 if seed is None else seed)
         ro = self.rollout(n, rng, network=network)
         stats = composition_stats(ro.compositions, self.key)
+        reference = bundled_reference()
+        nat = naturalness_stats(ro.compositions, reference)
+        corpus = reference.reference_stats(self.config.num_notes) if reference else None
         return {
             "compositions": n,
             "table1": stats.table1(),
             "mean_log_p": float(ro.log_p.mean()),
             "mean_music_theory": float(ro.music_theory.mean()),
             "mean_music_theory_scaled": float(ro.music_theory.mean() * self.config.reward_scaler),
+            "naturalness": _none_for_nan(nat.scalars()),
+            "naturalness_details": nat.details(),
+            "naturalness_corpus": _none_for_nan(corpus.scalars()) if corpus else None,
         }
 
     # ------------------------------------------------------------------ training
@@ -548,8 +559,10 @@ class RLTuner:
         stats = self.evaluate(cfg.final_compositions)
         atomic_write_text(run / "stats.json", json.dumps(stats, indent=2) + "\n")
         table1 = {f"table1/{k}": v for k, v in stats["table1"].items()}
+        natural = {f"naturalness/{k}": v for k, v in stats["naturalness"].items()}
         self._log_tensorboard(
-            run, {"step": self.step, **table1, "table1/mean_log_p": stats["mean_log_p"]}
+            run,
+            {"step": self.step, **table1, "table1/mean_log_p": stats["mean_log_p"], **natural},
         )
         from rltuner.midi_io import write_midi
 
@@ -700,6 +713,11 @@ _RUN_OUTPUTS = (
 
 def _without_step(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "step"}
+
+
+def _none_for_nan(d: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: undefined values become ``None``."""
+    return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in d.items()}
 
 
 class _Window:
