@@ -15,6 +15,10 @@ RL Tuner managed ~58 compositions/s on this machine (~29 minutes for 100,000).
 
 Each case runs on 1 thread and on ``default_workers()`` threads; wall and CPU seconds are
 recorded with the 1-minute load average (the machine is shared: compare CPU seconds).
+
+The naturalness metrics (:mod:`rltuner.naturalness`, part of every evaluation) are also timed
+alone: building the corpus reference once per process (cold: loading the corpus, fitting the
+trigram, the held-out windows' row) and scoring one model's compositions (``naturalness``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from rltuner.env import Network, load_network
 from rltuner.evaluate import EvalModel, bundled_note_rnn_path, default_workers, evaluate_model
 from rltuner.lstm_kernels import NetLayout
+from rltuner.naturalness import bundled_reference, naturalness_stats
 
 ORIGINAL_COMPOSITIONS_PER_SECOND = 58.0
 
@@ -43,6 +48,29 @@ def _base_network() -> tuple[Network, str]:
     rng = np.random.default_rng(0)
     theta = (rng.standard_normal(layout.num_params) * 0.15).astype(np.float32)
     return Network(layout, theta), "random 1x100 network"
+
+
+def _time_naturalness(
+    base: Network, source: str, compositions: int, batch: int
+) -> dict[str, float]:
+    """Seconds to build the corpus reference (cold) and to score ``compositions`` melodies."""
+    bundled_reference.cache_clear()
+    t0 = time.perf_counter()
+    ref = bundled_reference()
+    if ref is not None:
+        ref.reference_stats(32)
+    build = time.perf_counter() - t0
+    _, ro = evaluate_model(EvalModel("Note RNN", Path(source), base), compositions, seed=0,
+                           batch=batch)  # fmt: skip
+    naturalness_stats(ro.compositions[:500], ref)  # compiled-code cache
+    t0, c0 = time.perf_counter(), time.process_time()
+    naturalness_stats(ro.compositions, ref)
+    score, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"naturalness: reference built in {build:.2f} s (once per process; corpus "
+          f"{'installed' if ref is not None else 'missing'}); {compositions:,} compositions "
+          f"scored in {score:.3f} s wall, {cpu:.3f} s CPU per model")  # fmt: skip
+    return {"reference_build_seconds": build, "seconds_per_model": score,
+            "cpu_seconds_per_model": cpu, "corpus_installed": ref is not None}  # fmt: skip
 
 
 def main() -> None:
@@ -62,6 +90,7 @@ def main() -> None:
         "tuned_q": EvalModel("tuned (Q)", Path(source), tuned_net, "q", base, Path(source)),
     }
     results: dict[str, dict[str, float]] = {}
+    naturalness = _time_naturalness(base, source, args.compositions, args.batch)
     for key, model in models.items():
         evaluate_model(model, 500, seed=0, batch=args.batch)  # warm-up (compiled-code cache)
         for workers in sorted({1, default_workers()}):
@@ -96,6 +125,7 @@ def main() -> None:
         "batch": args.batch,
         "num_notes": 32,
         "results": results,
+        "naturalness": naturalness,
     }
     path = Path(__file__).parent / "results" / "evaluate.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,8 @@ def test_naturalness_rows_and_corpus_reference(comparison):
     assert len(m.naturalness["top_openings"]["16"]) == 16
     assert len(m.naturalness["onset_position_shares"]) == 16
     md = comparison.to_markdown()
-    assert "| Distinct 8-step openings |" in md and "Most common first bar" in md
+    assert "| Distinct 8-step openings, of the first 2,000 |" in md
+    assert "Most common first bar" in md
     d = comparison.to_dict()
     assert d["models"][0]["naturalness"] == m.naturalness
     again = type(comparison).from_dict(json.loads(comparison.to_json()))

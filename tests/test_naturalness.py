@@ -60,6 +60,18 @@ def test_openings_all_identical_batch():
         assert o.top == tuple(batch[0, :n])
 
 
+def test_distinct_openings_counted_among_the_first_sample():
+    rows = np.repeat(np.arange(2, 12, dtype=np.int8), 16).reshape(10, 16)  # 10 distinct
+    batch = np.concatenate([rows, np.tile(rows[:1], (90, 1))])  # then 90 copies of the first
+    o = opening_diversity(batch, 16, sample=10)
+    assert o.distinct_share == 1.0  # among the first 10
+    assert o.top_share == pytest.approx(91 / 100)  # over the whole batch
+    assert opening_diversity(batch, 16, sample=1000).distinct_share == pytest.approx(10 / 100)
+    from rltuner.naturalness import OPENING_SAMPLE
+
+    assert OPENING_SAMPLE == 2000  # issue 13's yardstick
+
+
 def test_openings_tie_takes_smallest_and_batch_shorter_than_a_bar():
     o = opening_diversity(np.array([[5] * 8, [3] * 8]), 8)
     assert o.top == (3,) * 8 and o.top_share == 0.5
@@ -71,16 +83,18 @@ def test_openings_tie_takes_smallest_and_batch_shorter_than_a_bar():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 60), st.integers(1, 20), st.integers(2, 38), st.integers(0, 2**31))
-def test_openings_match_python(m, length, classes, seed):
+@given(st.integers(1, 60), st.integers(1, 20), st.integers(2, 38), st.integers(0, 2**31),
+       st.integers(1, 70))  # fmt: skip
+def test_openings_match_python(m, length, classes, seed, sample):
     c = np.random.default_rng(seed).integers(0, classes, (m, 20)).astype(np.int8)
-    o = opening_diversity(c, length)
+    o = opening_diversity(c, length, sample=sample)
     prefixes = [tuple(int(x) for x in row[:length]) for row in c]
     counts: dict[tuple[int, ...], int] = {}
     for p in prefixes:
         counts[p] = counts.get(p, 0) + 1
     best = max(counts.values())
-    assert o.distinct_share == pytest.approx(len(counts) / m)
+    n = min(m, sample)
+    assert o.distinct_share == pytest.approx(len(set(prefixes[:n])) / n)
     assert o.top_share == pytest.approx(best / m)
     assert o.top == min(p for p, n in counts.items() if n == best)
 
@@ -236,7 +250,10 @@ def test_windows_start_on_bar_lines():
     ref = CorpusReference.from_melodies([np.array([C, D])], held)
     w = ref.windows(8)
     assert w.shape == (2, 8)  # the 36-step melody gives windows at 0 and 16; the 6-step none
-    np.testing.assert_array_equal(w[1], np.arange(18, 26))
+    starts = sorted(int(x[0]) for x in w)  # (in a fixed shuffled order)
+    assert starts == [2, 18]
+    np.testing.assert_array_equal(w[np.argmax(w[:, 0])], np.arange(18, 26))
+    assert not w.flags.writeable  # shared by the cache
     assert ref.windows(40).shape == (0, 40)
 
 

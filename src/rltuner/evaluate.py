@@ -158,9 +158,9 @@ EXTRA_ROWS: dict[str, tuple[str, str]] = {
     "notes_per_composition": ("Mean notes per composition", "num"),
     "rest_share": ("Rest (note-off) share of steps", "pct"),
     "hold_share": ("Hold (no-event) share of steps", "pct"),
-    "distinct_openings_16": ("Distinct first-bar (16-step) openings", "pct"),
+    "distinct_openings_16": ("Distinct first-bar (16-step) openings, of the first 2,000", "pct"),
     "top_opening_share_16": ("Most common first-bar opening", "pct"),
-    "distinct_openings_8": ("Distinct 8-step openings", "pct"),
+    "distinct_openings_8": ("Distinct 8-step openings, of the first 2,000", "pct"),
     "top_opening_share_8": ("Most common 8-step opening", "pct"),
     "repeated_pitch_share": ("Repeated pitch (share of melodic intervals)", "pct"),
     "interval_distance": ("Melodic-interval histogram distance to the corpus (TV)", "num"),
@@ -806,7 +806,9 @@ class Comparison:
             "RNN; an untuned Note RNN is its own, so its KL is 0). KL is the mean over sampled "
             "steps of Σ_a π(a|s)(log π(a|s) − log p(a|s)).",
             "- Naturalness (docs/evaluation.md): distinct openings = distinct 16/8-step "
-            "prefixes / compositions; melodic intervals are between consecutive note onsets "
+            "prefixes among the first 2,000 compositions (the share falls as a batch grows); "
+            "the most common opening's share is over all compositions; melodic intervals are "
+            "between consecutive note onsets "
             "(±12 semitones, larger leaps pooled); distances are total variation "
             "½Σ|p − q| to the corpus histograms (intervals, pitch classes of onsets, onset "
             "positions in the bar); the trigram is interpolated Kneser–Ney over the 38 classes. "

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_INTERVAL",
     "INTERVAL_LABELS",
     "OPENING_LENGTHS",
+    "OPENING_SAMPLE",
     "NOTE_RNN_SPLIT",
     "Opening",
     "opening_diversity",
@@ -74,6 +75,10 @@ INTERVAL_LABELS: tuple[str, ...] = (
     f"> +{MAX_INTERVAL}",
 )
 OPENING_LENGTHS: tuple[int, ...] = (STEPS_PER_BAR, STEPS_PER_BAR // 2)
+# distinct openings are counted among this many compositions: the share of distinct prefixes
+# falls as a batch grows (bundled Note RNN, 8 steps: 87% of 2,000, 76% of 10,000, 58% of
+# 100,000), so a fixed sample keeps runs of any size comparable (issue 13's yardstick: 2,000)
+OPENING_SAMPLE = 2000
 # the bundled Note RNN's melody-level split (its checkpoint metadata: validation_fraction 0.1,
 # seed 0, 11,563 training / 1,285 validation melodies; docs/model_card.md)
 NOTE_RNN_SPLIT = (0.1, 0)
@@ -156,8 +161,9 @@ def _as_batch(compositions: np.ndarray) -> np.ndarray:
 class Opening(NamedTuple):
     """Diversity of the ``length``-step openings of a batch.
 
-    ``distinct_share``: distinct prefixes / compositions; ``top_share``: compositions opening
-    with the most common prefix / compositions; ``top``: that prefix (classes; the
+    ``distinct_share``: distinct prefixes / compositions among the first ``sample``
+    compositions (all when fewer); ``top_share``: compositions opening with the most common
+    prefix / compositions, over the whole batch; ``top``: that prefix (classes; the
     lexicographically smallest one on a tie). NaN / ``None`` when the batch is empty or its
     compositions are shorter than ``length`` (no such opening exists)."""
 
@@ -181,21 +187,27 @@ def _prefix_ranks(prefix: np.ndarray) -> np.ndarray:
     return ranks.reshape(-1)
 
 
-def opening_diversity(compositions: np.ndarray, length: int = STEPS_PER_BAR) -> Opening:
-    """Distinct ``length``-step openings of ``compositions (M, T)`` (see :class:`Opening`).
+def opening_diversity(
+    compositions: np.ndarray, length: int = STEPS_PER_BAR, sample: int = OPENING_SAMPLE
+) -> Opening:
+    """Distinct ``length``-step openings of ``compositions (M, T)`` (see :class:`Opening`):
 
-    An all-identical batch gives ``distinct_share = 1/M`` and ``top_share = 1``; ``T <
-    length`` gives NaN (a shorter prefix would measure something else under the same name)."""
+    ``distinct_share = |{c[i, :length] : i < n}| / n`` with ``n = min(M, sample)`` and
+    ``top_share = max_p |{i : c[i, :length] = p}| / M``. An all-identical batch gives
+    ``distinct_share = 1/n`` and ``top_share = 1``; ``T < length`` gives NaN (a shorter
+    prefix would measure something else under the same name)."""
     c = _as_batch(compositions)
     m, t = c.shape
-    if m == 0 or t < length or length < 1:
+    if m == 0 or t < length or length < 1 or sample < 1:
         return Opening(length, math.nan, math.nan, None)
     ids = _prefix_ranks(c[:, :length])
     counts = np.bincount(ids)
     top = int(np.argmax(counts))  # first maximum: the lexicographically smallest prefix
     first = int(np.argmax(ids == top))
     top_prefix = tuple(int(x) for x in c[first, :length])
-    return Opening(length, counts.size / m, float(counts[top] / m), top_prefix)
+    n = min(m, sample)
+    distinct = np.unique(ids[:n]).size / n
+    return Opening(length, distinct, float(counts[top] / m), top_prefix)
 
 
 def format_opening(classes: Sequence[int] | None) -> str:
@@ -420,8 +432,8 @@ class CorpusReference:
     def windows(self, length: int) -> np.ndarray:
         """``(W, length)`` int8 windows of the held-out melodies: from each melody every whole
         window starting at a bar line, ``stride = length`` rounded up to whole bars apart
-        (steps 0, 32, 64, … for ``length = 32``), so bar positions match the samples'.
-        Cached per length, hence read-only."""
+        (steps 0, 32, 64, … for ``length = 32``), so bar positions match the samples', in a
+        fixed shuffled order. Cached per length, hence read-only."""
         return _windows(self, length)
 
     def reference_stats(self, length: int = 32) -> NaturalnessStats:
@@ -436,7 +448,9 @@ def _windows(ref: CorpusReference, length: int) -> np.ndarray:
     out = [m[s : s + length] for m in ref.held_out for s in range(0, m.size - length + 1, stride)]
     if not out:
         return np.zeros((0, length), dtype=np.int8)
-    windows = np.stack(out).astype(np.int8)
+    # a fixed shuffle: the first OPENING_SAMPLE windows are a sample of the whole corpus, not
+    # of its first few hundred tunes (the corpus is ordered by collection)
+    windows = np.stack(out).astype(np.int8)[np.random.default_rng(0).permutation(len(out))]
     windows.flags.writeable = False  # shared by every caller of the cache
     return windows
 
