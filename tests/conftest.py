@@ -5,6 +5,16 @@ from pathlib import Path
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the numba kernels before the first test, saying so: on a fresh checkout that
+    takes tens of seconds, and a silent test run looks hung (CI)."""
+    from rltuner.warmup import ensure_compiled
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    log = reporter.write_line if reporter is not None else None
+    ensure_compiled(0, announce=True, log=log)
+
+
 @pytest.fixture(scope="session")
 def tiny_note_rnn(tmp_path_factory) -> Path:
     import torch

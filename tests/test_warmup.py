@@ -20,3 +20,37 @@ def test_bad_group_is_refused():
     rc = subprocess.run([sys.executable, "-m", "rltuner.warmup", "nonsense"],
                         capture_output=True, text=True)  # fmt: skip
     assert rc.returncode == 2 and "invalid choice" in rc.stderr
+
+
+def test_compiling_is_announced_group_by_group(monkeypatch):
+    """A cold cache is never silent: a first line with the expected time, then one line per
+    group as its helper finishes (a failed helper is reported too, not hidden)."""
+    from rltuner import warmup
+
+    started = []
+
+    class _Helper:
+        def __init__(self, argv, **kwargs):
+            self.group = argv[3]
+            self.returncode = 0 if self.group == "acting" else 1
+            started.append(self.group)
+
+        def poll(self):
+            return self.returncode
+
+    monkeypatch.setattr(warmup, "missing_groups", lambda threads: ["update", "acting"])
+    monkeypatch.setattr(warmup.subprocess, "Popen", _Helper)
+    lines: list[str] = []
+    assert ensure_compiled(0, announce=True, log=lines.append) == ["update", "acting"]
+    assert started == ["update", "acting"]
+    assert lines[0].startswith("compiling the numba kernels (first run only, ~")
+    assert any(line.strip().startswith("acting kernels ready (") for line in lines[1:])
+    assert any("update kernels not compiled ahead" in line for line in lines[1:])
+    assert len(lines) == 3
+    # only the groups asked for; nothing said when there is nothing to do
+    lines.clear()
+    assert ensure_compiled(0, announce=True, groups=("acting",), log=lines.append) == ["acting"]
+    assert started[-1] == "acting" and len(lines) == 2
+    monkeypatch.setattr(warmup, "missing_groups", lambda threads: [])
+    lines.clear()
+    assert ensure_compiled(0, announce=True, log=lines.append) == [] and lines == []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rltuner.errors import RltunerError
+from rltuner.warmup import ensure_compiled
 
 __all__ = [
     "main",
@@ -367,6 +368,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if not models:
         raise RltunerError("evaluate needs at least one MODEL (or models = [...] in --config)")
+    ensure_compiled(0, announce=not args.quiet, groups=("acting",))
     if cfg.compositions < 1:
         raise RltunerError(f"--compositions must be at least 1, got {cfg.compositions}")
     try:
@@ -406,6 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rltuner.report import write_report
 
     cfg = _config_from_args(ReportConfig, args)
+    ensure_compiled(0, announce=not args.quiet, groups=("acting",))
     path = write_report(args.run_dir, compare=args.compare or (), out=cfg.out,
                         n_samples=cfg.samples, compositions=cfg.compositions, seed=cfg.seed,
                         synth=cfg.synth)  # fmt: skip
