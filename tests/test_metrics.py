@@ -1,4 +1,4 @@
-"""Tests of the Table-1 statistics (SPEC §8) and the interval-count quirk fix (SPEC §10)."""
+"""Tests of the Table-1 statistics and the interval-count quirk fix (docs/rules.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rltuner.rewards import autocorrelation, reference_step
 
 
 def test_hand_built_composition():
-    # N = 8. Step by step (code of SPEC §4.7; C = 14, G = 21, F# = 20 is out of key):
+    # N = 8. Step by step (interval codes of docs/rules.md; C = 14, G = 21, F# = 20 is out of key):
     #   14 first note (tonic; no previous note, code 0)
     #   21 C->G up 7 from a C: code -5 (in-key preferred); leap up from 14
     #   20 code 1 (not counted), not in key

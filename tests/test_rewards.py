@@ -1,8 +1,8 @@
-"""Tests of the music-theory rules (SPEC §4), reward modes (§5) and their fixed quirks (§10).
+"""Tests of the music-theory rules, reward modes and fixed quirks described in docs/rules.md.
 
 Every hand-built case runs through both the compiled batch kernel (``evaluate_step``) and the
 plain-Python oracle (``reference_step``) and requires them to agree bit for bit; expected
-values are worked out from the SPEC in the comments. C major unless said otherwise:
+values are worked out from docs/rules.md in the comments. C major unless said otherwise:
 C = 2/14/26, E = 6/18/30, G = 9/21/33, tonic class 14.
 """
 

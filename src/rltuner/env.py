@@ -1,4 +1,6 @@
-"""Batched composition environment (SPEC §3) and the numpy/numba LSTM networks it runs.
+"""Batched composition environment and the numpy/numba LSTM networks it runs.
+
+The decision problem and the priming modes: ``docs/rules.md#compositions-and-priming``.
 
 ``B`` compositions advance together. The environment holds, per composition, the notes so far,
 the beat, the leap-rule state, the previous observation, the acting network's LSTM state and
@@ -179,7 +181,7 @@ def softmax_sample(
 
 
 class Priming:
-    """How each composition starts (SPEC §3).
+    """How each composition starts (docs/rules.md#compositions-and-priming).
 
     * ``random_note``: zero LSTM states, first observation uniform over all 38 classes (the
       original never drew class 37; fixed).

@@ -1,10 +1,10 @@
 """Evaluate and compare melody models at scale: the paper's Table 1 and extra statistics.
 
-A *model* is a Note RNN checkpoint, a tuned checkpoint (``tuned.safetensors``, written by
-``rltuner tune``), a run directory holding one, or the word ``bundled``. Each model is sampled
-the way SPEC §8 prescribes: random-note priming (zero LSTM state, first observation uniform
-over all 38 classes), then every next note drawn from the softmax of the model's outputs (for
-G models: of ``G + Reward-RNN logits``), no exploration.
+A *model* is a Note RNN checkpoint, a tuned checkpoint (``tuned.safetensors``, written by ``rltuner
+tune``), a run directory holding one, or the word ``bundled``. Each model is sampled as
+``docs/rules.md#table-1-statistics`` says: random-note priming (zero LSTM state, first observation
+uniform over all 38 classes), then every next note drawn from the softmax of the model's outputs
+(for G models: of ``G + Reward-RNN logits``), no exploration.
 
 The *Reward RNN* scores the sampled notes: the base Note RNN a tuned model was tuned from
 (its metadata ``training.base_note_rnn``; the bundled model when that file is gone), or the
@@ -778,7 +778,7 @@ class Comparison:
             share = m.extra.get("top_opening_share_16", math.nan)
             text = f"`{format_opening(top)}` ({_fmt_pct(share)})" if top else "n/a"
             lines.append(f"- {m.column}: {text}")
-        lines += ["", "### Intervals (share of all notes, SPEC §8)", ""]
+        lines += ["", "### Intervals (share of all notes; docs/rules.md#table-1-statistics)", ""]
         lines.append(_md_row(["Interval", *cols]))
         lines.append(_md_row(["---"] + ["---:"] * len(cols)))
         for k in INTERVAL_NAMES:
@@ -800,7 +800,7 @@ class Comparison:
             "- ± values are binomial standard errors sqrt(p(1−p)/n) with n the row's "
             "denominator (notes, compositions or leaps).",
             '- "In-key preferred intervals" counts in-key fifths **and in-key thirds**; the '
-            "original code counted only the fifths (a misplaced parenthesis, SPEC §10).",
+            "original code counted only the fifths (a misplaced parenthesis).",
             "- Autocorrelations are means over compositions where the coefficient is defined.",
             "- Mean log p(a|s) and the KL estimate use the model's Reward RNN (its base Note "
             "RNN; an untuned Note RNN is its own, so its KL is 0). KL is the mean over sampled "

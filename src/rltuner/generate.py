@@ -1,12 +1,13 @@
 """Sampling melodies from a Note RNN, writing them as MIDI and plotting them.
 
-Priming follows SPEC §3. Without a primer (``random_note``): zero LSTM state and a first
-observation drawn uniformly from all 38 classes (the original's ``randint(0, 36)`` never drew
-class 37, B5 -- a quirk fixed here). With a primer melody (``single_midi``/``random_midi``): the
-primer is run through the network, the state at its end is kept and the first observation is the
-network's most likely next note there. Every following step samples from
-``softmax(logits / temperature)`` (or takes the argmax with ``most_probable``) and feeds the
-note back. The returned melody is the ``length`` generated notes, not the priming observation.
+Priming (``docs/rules.md#compositions-and-priming``). Without a primer (``random_note``): zero LSTM
+state and a first observation drawn uniformly from all 38 classes (the original's ``randint(0, 36)``
+never drew class 37, B5 -- a quirk fixed here). With a primer melody
+(``single_midi``/``random_midi``): the primer is run through the network, the state at its end is
+kept and the first observation is the network's most likely next note there. Every following step
+samples from ``softmax(logits / temperature)`` (or takes the argmax with ``most_probable``) and
+feeds the note back. The returned melody is the ``length`` generated notes, not the priming
+observation.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Importing this module registers ``rltuner/Melody-v0``::
 
 (``gym.make("rltuner.gym:rltuner/Melody-v0", ...)`` imports the module for you.)
 
-The MDP is SPEC §3 with the tuner's reward (SPEC §5) -- the same
+The MDP is the tuner's (``docs/rules.md#compositions-and-priming``), with its reward
+(``docs/rules.md#reward-modes``) -- the same
 :class:`~rltuner.env.CompositionEnv` that ``rltuner tune`` trains on, with batch 1:
 
 * one episode = one composition of ``num_notes`` steps (default 32); ``terminated`` after the

@@ -1,4 +1,4 @@
-"""Replay memory, exploration and the one DQN update loop (SPEC §6).
+"""Replay memory, exploration and the one DQN update loop (``docs/rules.md#algorithms``).
 
 Q, Ψ, G and pure-RL share everything here and differ only in the bootstrap value
 ``V(s')`` of the target ``y = r + γ·V(s')`` (:func:`bootstrap_value`; the fused CPU kernel in
@@ -219,7 +219,7 @@ class UpdateStats(NamedTuple):
 
 @dataclass
 class LearnerHyper:
-    """Hyperparameters of the update (SPEC §6 defaults)."""
+    """Hyperparameters of the update (defaults: ``docs/rules.md#algorithms``)."""
 
     algorithm: str = "q"
     discount: float = 0.5

@@ -1,21 +1,23 @@
-"""Evaluation statistics of the paper's Table 1 (SPEC §8), over batches of compositions.
+"""Evaluation statistics of the paper's Table 1 over batches of compositions.
+
+Definitions: ``docs/rules.md#table-1-statistics``; rule names below are that page's sections.
 
 :func:`composition_stats` scores every step ``i`` of each composition with the composition
 before it (``beat = i``) and a fresh leap state per composition, using the reward kernel of
 :mod:`rltuner.rewards` (the same rule code as the RL reward), and counts:
 
-* note level (per generated note, denominator ``total_notes``): excessively repeated (§4.3),
-  not in key, in motif (§4.5), in repeated motif (§4.6), and the interval codes of §4.7:
+* note level (per generated note, denominator ``total_notes``): excessively repeated
+  (repetition rule), not in key, in motif (motif rule), in repeated motif (repeated-motif
+  rule), and the interval codes of the preferred-intervals rule:
   octave jumps (code > 12), sevenths (11), fifths (7; fifths not from a tonic/fifth note),
   sixths (9), fourths (5), thirds (4), seconds (2), rests (−1), rests after a tonic/fifth
   (−2) and in-key preferred intervals (−5 **and** −3; the original counted only −5 because of
-  a misplaced parenthesis, SPEC §10). Other codes (0, 1, 3, 6, 8, 10, 12, holds) are not
-  counted.
-* leaps (§4.8): resolved and doubled; "Leaps resolved" = resolved / (resolved + doubled).
+  a misplaced parenthesis). Other codes (0, 1, 3, 6, 8, 10, 12, holds) are not counted.
+* leaps (leap rule): resolved and doubled; "Leaps resolved" = resolved / (resolved + doubled).
 * composition level (denominator ``num_compositions``): first note is the key's tonic class;
   the maximum over all entries occurs once; the lowest real note (≥ 2) exists and occurs once.
-* autocorrelation at lags 1, 2, 3 of each whole composition (SPEC §4.4 formula), averaged over
-  compositions where it is defined (a constant composition gives NaN and is skipped).
+* autocorrelation at lags 1, 2, 3 of each whole composition (the autocorrelation rule's formula),
+  averaged over compositions where it is defined (a constant composition gives NaN and is skipped).
 
 Counts are raw integers, so statistics of several batches combine with
 :meth:`CompositionStats.merge`.

@@ -9,9 +9,9 @@ Two APIs share the same weights:
   sampling, where a Python-level step loop is unavoidable and ``nn.LSTM``'s per-call overhead
   dominates).
 
-Training follows the paper (SPEC §2): batch 128, Adam, global gradient-norm clip 5, L2 2.5e-5 on
-weight matrices, staircase learning-rate decay ×0.85 every 1000 steps, the first 8 predictions of
-every sequence not counted, sequences of at most 192 steps.
+Training follows the paper (README, "Training a Note RNN"): batch 128, Adam, global gradient-norm
+clip 5, L2 2.5e-5 on weight matrices, staircase learning-rate decay ×0.85 every 1000 steps, the
+first 8 predictions of every sequence not counted, sequences of at most 192 steps.
 
 Counted steps. For a melody ``m`` of length ``N`` the network makes predictions
 ``p_t = P(m[t+1] | m[0..t])`` for ``t = 0..N-2``; prediction ``t`` is *counted* when
@@ -401,7 +401,7 @@ def unigram_bigram_log_perplexity(
 
 @dataclass
 class TrainConfig:
-    """Supervised training of the Note RNN (paper recipe, SPEC §2, except the learning rate)."""
+    """Supervised training of the Note RNN (the paper's recipe except the learning rate)."""
 
     learning_rate: float = 1e-2  # Adam initial rate (measured best of 1e-3..2e-2; paper: 0.5)
     lr_decay_rate: float = 0.85  # multiply the rate by this ...

@@ -1,9 +1,11 @@
-"""Music-theory reward rules (SPEC §4), reward modes (SPEC §5), batched and compiled.
+"""Music-theory reward rules and reward modes, batched and compiled.
+
+The rules and modes in words: ``docs/rules.md`` (sections "Music-theory rules", "Reward modes").
 
 Every rule scores one *action* (the next class, 0..37) given the *composition* so far (the
 classes already played; ``beat`` = its length) and, for the leap rule, an explicit leap state.
 All rules of one step are computed in one compiled pass over a batch of ``B`` compositions by
-:func:`evaluate_step`; :func:`reference_step` is a plain-Python transcription of the SPEC for
+:func:`evaluate_step`; :func:`reference_step` is a plain-Python transcription of those rules for
 one composition, kept as the oracle for the tests and as readable documentation.
 
 Rules (column order of :data:`RULE_NAMES`; values are the reward of that rule alone):
@@ -43,9 +45,10 @@ The first nine are r_MT (:data:`MUSIC_THEORY_RULES`). Conventions shared by all 
 * Leap state per composition: ``direction`` (0 none, +1 up, −1 down), ``leapt_from`` (class,
   −1 none) and ``steps_since_leap``; a leap is code ≥ 7 or code −5. See :func:`reference_step`.
 
-Difference from the original (SPEC §10): ``non_repeating`` returns −100 when the repetition
-rule fires (the original returned ``None``); tonic/third/fifth notes come from the
-:class:`~rltuner.encoding.Key`, so every key works (minor keys use the minor third).
+Difference from the original (``docs/rules.md#differences-from-the-original``): ``non_repeating``
+returns −100 when the repetition rule fires (the original returned ``None``); tonic/third/fifth
+notes come from the :class:`~rltuner.encoding.Key`, so every key works (minor keys use the minor
+third).
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ COUNT_NAMES: tuple[str, ...] = (
 
 # --------------------------------------------------------------------------- containers
 class LeapState(NamedTuple):
-    """Leap-rule state of ``B`` compositions (SPEC §4.8).
+    """Leap-rule state of ``B`` compositions (``docs/rules.md#leaps``).
 
     ``direction`` (B,) int8: 0 none, +1 after an upward leap, −1 after a downward leap.
     ``leapt_from`` (B,) int16: class the unresolved leap started from, −1 for none.
@@ -852,8 +855,8 @@ def evaluate_step(
 
 
 def autocorrelation(seq: np.ndarray | Sequence[int], lags: Sequence[int] = (1, 2, 3)) -> np.ndarray:
-    """Autocorrelation coefficients of a class sequence (SPEC §4.4), bit-identical to
-    ``(x[k:] * x[:n-k]).sum() / n / np.var(seq)`` with ``x = seq − np.mean(seq)``.
+    """Autocorrelation coefficients of a class sequence (``docs/rules.md#autocorrelation``),
+    bit-identical to ``(x[k:] * x[:n-k]).sum() / n / np.var(seq)`` with ``x = seq − np.mean(seq)``.
 
     Returns float64 (len(lags),): NaN for a constant (or empty) sequence, 0 for ``k >= n``.
     """
@@ -870,7 +873,8 @@ def autocorrelation(seq: np.ndarray | Sequence[int], lags: Sequence[int] = (1, 2
 
 
 def interval_reward(code: float) -> float:
-    """The preferred-intervals reward (already ×5) of an interval code (SPEC §4.7)."""
+    """The preferred-intervals reward (already ×5) of an interval code
+    (``docs/rules.md#preferred-intervals``)."""
     return float(_interval_reward(float(code)))
 
 
@@ -924,8 +928,8 @@ def combine_reward(
     scaler: float,
     weights_vec: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The reward of a reward mode (SPEC §5), (B,) float64, with ``c = scaler`` and
-    ``L = log_p`` = log p(action | state) from the Reward RNN:
+    """The reward of a reward mode (``docs/rules.md#reward-modes``), (B,) float64, with ``c =
+    scaler`` and ``L = log_p`` = log p(action | state) from the Reward RNN:
 
     * ``music_theory_all``: ``c·r_MT + L``; ``music_theory_only``: ``c·r_MT`` (r_MT weighted
       by ``weights_vec``, default :data:`DEFAULT_WEIGHTS`);
@@ -1006,7 +1010,7 @@ def reference_step(
     num_notes: int = 32,
     obs: int | None = None,
 ) -> tuple[dict[str, float], dict[str, float | bool | int], tuple[int, int, int]]:
-    """One step of one composition, transcribed literally from SPEC §4 (the test oracle).
+    """One step of one composition, transcribed literally from ``docs/rules.md`` (the test oracle).
 
     Args:
         composition: classes played so far. action: the next class.

@@ -58,11 +58,13 @@ FORMAT_VERSION = 1
 
 @dataclass
 class TunerConfig:
-    """Configuration of an RL tuning run. Defaults are the paper's (SPEC §6)."""
+    """Configuration of an RL tuning run. Defaults: the paper's (``docs/rules.md#algorithms``)."""
 
     algorithm: str = "q"  # q | psi | g | pure_rl
     steps: int = 1_000_000  # environment steps (notes played) in total
-    reward_mode: str = "music_theory_all"  # SPEC §5; g and pure_rl force music_theory_only
+    reward_mode: str = (
+        "music_theory_all"  # docs/rules.md#reward-modes; g/pure_rl: music_theory_only
+    )
     reward_scaler: float = (
         2.0  # c in L + c*r_MT: the paper's c' = 0.5 (scaler 2); 0.1 = the original script
     )
@@ -300,11 +302,11 @@ class RLTuner:
     def evaluate(
         self, n: int = 1000, seed: int | None = None, network: Network | None = None
     ) -> dict[str, Any]:
-        """Table-1 statistics (SPEC §8), mean rewards, and the naturalness and diversity
-        metrics of :mod:`rltuner.naturalness` (``naturalness``: flat scalars, NaN as ``None``;
-        ``naturalness_details``: distributions and top openings; ``naturalness_corpus``: the
-        same scalars for held-out corpus windows of ``num_notes`` steps, for reference) of
-        ``n`` sampled compositions."""
+        """Table-1 statistics (``docs/rules.md#table-1-statistics``), mean rewards, and the
+        naturalness and diversity metrics of :mod:`rltuner.naturalness` (``naturalness``: flat
+        scalars, NaN as ``None``; ``naturalness_details``: distributions and top openings;
+        ``naturalness_corpus``: the same scalars for held-out corpus windows of ``num_notes`` steps,
+        for reference) of ``n`` sampled compositions."""
         from rltuner.metrics import composition_stats
 
         rng = np.random.default_rng(self.config.seed + 11 if seed is None else seed)
