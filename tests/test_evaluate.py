@@ -306,6 +306,7 @@ def test_cli_evaluate_end_to_end(tiny_note_rnn, tmp_path, capsys):
     assert [m["compositions"] for m in d["models"]] == [200, 200]
     assert (out / "evaluation.md").exists() and (out / "evaluation.csv").exists()
     assert (out / "comparison.png").stat().st_size > 1000
+    assert (out / "distributions.png").stat().st_size > 1000
 
 
 def test_cli_evaluate_errors(tmp_path, capsys):

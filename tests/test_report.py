@@ -17,6 +17,7 @@ from rltuner.errors import RltunerError
 from rltuner.evaluate import evaluate_models
 from rltuner.report import (
     plot_comparison,
+    plot_distributions,
     plot_note_probabilities,
     plot_piano_rolls,
     plot_training_run,
@@ -88,6 +89,9 @@ def test_comparison_bar_chart(tiny_note_rnn, tmp_path):
     assert plot_comparison(comp, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     svg = plot_comparison(comp, tmp_path / "c.svg", paper=True)
     assert b"<svg" in svg.read_bytes()[:400]
+    dist = plot_distributions(comp, tmp_path / "d.svg")
+    text = dist.read_text()
+    assert "<svg" in text[:400] and "Melodic intervals" in text and "position in the bar" in text
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,7 @@ def test_report_is_self_contained(report, run_dir):
     text = report.read_text()
     assert text.startswith("<!DOCTYPE html>")
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', text)
-    assert len(imgs) >= 3 + 1 + 1 + 2 * 3  # curves, bar chart, heatmap, 2 rolls x 3 models
+    assert len(imgs) >= 3 + 2 + 1 + 2 * 3  # curves, 2 charts, heatmap, 2 rolls x 3 models
     assert all(s.startswith("data:image/png;base64,") for s in imgs)
     audios = re.findall(r'<audio controls[^>]*src="([^"]+)"', text)
     assert len(audios) == 2 * 3 and all(a.startswith("data:audio/wav;base64,") for a in audios)

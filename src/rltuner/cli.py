@@ -84,7 +84,7 @@ class EvaluateConfig:
     num_notes: int = 32  # steps (16th notes) per composition
     batch: int = 1024  # compositions advancing together in one chunk
     workers: int = 0  # sampling threads (0 = number of CPUs, at most 4)
-    plot: bool = True  # with --out, also write the grouped bar chart comparison.png
+    plot: bool = True  # with --out, also write comparison.png (Table 1) and distributions.png
 
 
 @dataclass
@@ -382,9 +382,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if cfg.out:
         paths = comp.write(cfg.out)
         if cfg.plot:
-            from rltuner.report import plot_comparison
+            from rltuner.report import plot_comparison, plot_distributions
 
             paths["plot"] = plot_comparison(comp, Path(cfg.out) / "comparison.png")
+            paths["distributions"] = plot_distributions(comp, Path(cfg.out) / "distributions.png")
         print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

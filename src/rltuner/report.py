@@ -4,7 +4,9 @@ Plots (matplotlib, Agg backend; PNG, or SVG with ``fmt="svg"``): training and ev
 reward curves (:func:`plot_training`, :func:`plot_training_run`), the note-probability
 heatmap of one melody (:func:`plot_note_probabilities`), piano rolls
 (:func:`plot_piano_rolls`) and a grouped bar chart of the Table-1 metrics of several models
-(:func:`plot_comparison`). None of them needs torch.
+(:func:`plot_comparison`) and the melodic-interval, pitch-class and onset-position
+distributions of several models against the corpus (:func:`plot_distributions`). None of them
+needs torch.
 
 :func:`write_report` writes one self-contained HTML file (images and audio embedded as base64
 data URIs, no script or style from the network): configuration, training curves, the Table-1
@@ -31,12 +33,14 @@ from rltuner.checkpoint import atomic_path, atomic_write_text
 from rltuner.encoding import (
     FIRST_NOTE_CLASS,
     NUM_CLASSES,
+    PITCH_NAMES,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
     class_label,
     melody_to_notes,
 )
 from rltuner.errors import RltunerError
+from rltuner.naturalness import INTERVAL_LABELS, format_opening
 
 if TYPE_CHECKING:
     from rltuner.evaluate import Comparison
@@ -48,6 +52,7 @@ __all__ = [
     "plot_note_probabilities",
     "plot_piano_rolls",
     "plot_comparison",
+    "plot_distributions",
     "write_report",
 ]
 
@@ -289,6 +294,52 @@ def plot_comparison(
     return path
 
 
+def plot_distributions(
+    comparison: Comparison, path: str | os.PathLike, fmt: str | None = None
+) -> Path:
+    """Three panels: the share of each melodic interval (−12…+12 semitones, larger leaps
+    pooled), of each pitch class and of each onset position in the bar, one line per model and
+    the held-out corpus windows as a dashed black line (when the corpus is installed)."""
+    plt = _pyplot()
+    panels = (
+        ("interval_shares", "Melodic intervals (semitones)",
+         [label.replace(" ", "") for label in INTERVAL_LABELS]),
+        ("pitch_class_shares", "Pitch classes of note onsets", list(PITCH_NAMES)),
+        ("onset_position_shares", "Note onsets by position in the bar",
+         [str(i) for i in range(16)]),
+    )  # fmt: skip
+
+    def values(details: dict, key: str) -> np.ndarray:
+        v = details.get(key) or []
+        v = list(v.values()) if isinstance(v, dict) else list(v)
+        return np.array([math.nan if x is None else x for x in v], dtype=np.float64)
+
+    series = [(m.column, m.naturalness, f"C{i % 10}", "-") for i, m in
+              enumerate(comparison.models)]  # fmt: skip
+    if comparison.reference:
+        series.append((comparison.reference["label"], comparison.reference["naturalness"],
+                       "black", "--"))  # fmt: skip
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [27, 12, 16]})
+    for ax, (key, title, labels) in zip(axes, panels, strict=True):
+        x = np.arange(len(labels))
+        for name, details, color, style in series:
+            y = values(details, key)
+            if y.size == len(labels):
+                ax.plot(x, 100.0 * y, style, marker="o", markersize=3, color=color,
+                        linewidth=1.2, label=name)  # fmt: skip
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=90 if len(labels) > 16 else 0, fontsize=7)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("%")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    _save(fig, path, _fmt_of(path, fmt))
+    plt.close(fig)
+    return path
+
+
 # ------------------------------------------------------------------------------ HTML report
 _CHECK_SCRIPT = """
 window.addEventListener('load', function () {
@@ -387,7 +438,6 @@ def _comparison_html(comp: Comparison) -> str:
 def _openings_html(comp: Comparison) -> str:
     """Each model's most common first bar, and where the corpus column comes from."""
     from rltuner.evaluate import _fmt_pct
-    from rltuner.naturalness import format_opening
 
     e = html.escape
     items = []
@@ -491,6 +541,8 @@ def write_report(
         )
         parts.append(_openings_html(comp))
         parts.append(_img(plot_comparison(comp, tmp / "comparison.png"), "Table-1 comparison"))
+        parts.append(_img(plot_distributions(comp, tmp / "distributions.png"),
+                          "interval, pitch-class and onset-position distributions"))  # fmt: skip
         melody, probs = sample_trace(tuned, _num_notes(run), seed=seed)
         heat = plot_note_probabilities(probs, melody, tmp / "probabilities.png",
                                        title=f"Note probabilities: {tuned.name}")  # fmt: skip
