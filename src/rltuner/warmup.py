@@ -39,12 +39,12 @@ def _has_cache(dispatcher) -> bool:
 
 def missing_groups(threads: int) -> list[str]:
     """The kernel groups that have no valid cache entry yet."""
-    from rltuner import evaluate, lstm_kernels, rewards
+    from rltuner import evaluate, lstm_kernels, naturalness, rewards
 
     parallel = lstm_kernels.uses_parallel_kernel(threads)
     update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
     acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
-              evaluate._lstm_infer)  # fmt: skip
+              evaluate._lstm_infer, naturalness._count_notes, naturalness._ngram_total)  # fmt: skip
     out = []
     if not _has_cache(update):
         out.append("update")
