@@ -28,6 +28,7 @@ __all__ = [
     "GenerateConfig",
     "DataBuildConfig",
     "NoteRNNTrainCLIConfig",
+    "NoteRNNImportConfig",
     "EvaluateConfig",
     "RenderConfig",
     "ReportConfig",
@@ -71,6 +72,16 @@ class NoteRNNTrainCLIConfig:
     data: str | None = None  # dataset file from `rltuner data build` (default: bundled corpus)
     out: str = "note_rnn"  # output directory (best.safetensors, last.safetensors, log.jsonl)
     layer_sizes: str = "100"  # LSTM layer sizes, comma separated (e.g. 512,512)
+
+
+@dataclass
+class NoteRNNImportConfig:
+    """Convert a Magenta basic_rnn bundle or an RL Tuner Note RNN checkpoint (no TensorFlow)."""
+
+    path: str = ""  # .mag bundle, TF checkpoint (prefix, .index, V1 file) or checkpoint folder
+    out: str = "note_rnn.safetensors"  # Note RNN checkpoint to write
+    scope: str | None = None  # tensor-name prefix of the model when the checkpoint holds several
+    forget_bias: float = 1.0  # the LSTM cells' run-time forget bias (TensorFlow's default 1.0)
 
 
 @dataclass
@@ -477,7 +488,28 @@ def cmd_note_rnn_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_note_rnn_import(args: argparse.Namespace) -> int:
+    from rltuner.magenta_import import import_note_rnn
+
+    (cfg,) = _configs(args, NoteRNNImportConfig)
+    if args.print_config:
+        _print_config(cfg)
+        return 0
+    if not cfg.path:
+        raise RltunerError("note-rnn import: give the model to import (PATH)")
+    res = import_note_rnn(cfg.path, cfg.out, scope=cfg.scope, forget_bias=cfg.forget_bias)
+    what = res.source.get("configuration") or res.source["format"]
+    print(f"imported {cfg.path} ({what}, LSTM {list(res.layer_sizes)}) -> {res.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
+def _is_import(argv: list[str]) -> bool:
+    """``note-rnn import``: it needs no torch, so the training options are not loaded."""
+    i = argv.index("note-rnn")
+    return argv[i + 1 : i + 2] == ["import"]
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full parser. The ``note-rnn train`` options need torch (its config lives beside the
     model), so they are added only when ``argv`` asks for that command: the tuner's CPU path
@@ -573,16 +605,22 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_dataclass_args(db, DataBuildConfig, positional=("input_dir",))
     db.set_defaults(func=cmd_data_build)
 
-    n = sub.add_parser("note-rnn", help="Note RNN training")
+    n = sub.add_parser("note-rnn", help="Note RNN training and import")
     nsub = n.add_subparsers(dest="note_rnn_command", required=True)
     nt = nsub.add_parser("train", parents=[common], help="train a Note RNN (paper recipe)")
     _add_config_options(nt)
     add_dataclass_args(nt, NoteRNNTrainCLIConfig)
-    if argv is None or "note-rnn" in argv:
+    if argv is None or ("note-rnn" in argv and not _is_import(argv)):
         from rltuner.note_rnn import TrainConfig
 
         add_dataclass_args(nt, TrainConfig, skip=("device",))
     nt.set_defaults(func=cmd_note_rnn_train)
+    ni = nsub.add_parser(
+        "import", parents=[common], help="import a Magenta basic_rnn / RL Tuner Note RNN model"
+    )
+    _add_config_options(ni)
+    add_dataclass_args(ni, NoteRNNImportConfig, positional=("path",))
+    ni.set_defaults(func=cmd_note_rnn_import)
     return p
 
 
