@@ -254,6 +254,8 @@ def test_windows_start_on_bar_lines():
     assert starts == [2, 18]
     np.testing.assert_array_equal(w[np.argmax(w[:, 0])], np.arange(18, 26))
     assert not w.flags.writeable  # shared by the cache
+    with pytest.raises(ValueError, match="at least 1"):
+        ref.windows(0)
     assert ref.windows(40).shape == (0, 40)
 
 

@@ -444,6 +444,8 @@ class CorpusReference:
 
 @functools.lru_cache(maxsize=8)
 def _windows(ref: CorpusReference, length: int) -> np.ndarray:
+    if length < 1:
+        raise ValueError(f"window length must be at least 1, got {length}")
     stride = -(-length // STEPS_PER_BAR) * STEPS_PER_BAR
     out = [m[s : s + length] for m in ref.held_out for s in range(0, m.size - length + 1, stride)]
     if not out:
