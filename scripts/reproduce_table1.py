@@ -138,25 +138,27 @@ def evaluate_all(args: argparse.Namespace, runs: list[tuple[str, int, Path]]) ->
 
 
 # ------------------------------------------------------------------------------ the tables
-def _decimals(spread: float, scale: float) -> int:
-    """Decimals that show the spread (in the printed unit) with two significant digits."""
-    if not spread or math.isnan(spread):
-        return 3 if scale == 1 else 2
-    return min(4, max(0, 1 - math.floor(math.log10(abs(spread) * scale))))
+def _decimals(x: float, significant: int) -> int:
+    """Decimals that show ``x`` with ``significant`` significant digits (0 to 4)."""
+    if not x or math.isnan(x):
+        return 1
+    return min(4, max(0, significant - 1 - math.floor(math.log10(abs(x)))))
 
 
 def _cell(values: list[float], percent: bool) -> str:
+    """``mean ± sample standard deviation`` (the spread with two significant digits, the mean
+    to the same decimals); one value, or values that agree, with three significant digits."""
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return "n/a"
     scale = 100.0 if percent else 1.0
-    mean = statistics.fmean(vals)
-    sd = statistics.stdev(vals) if len(vals) > 1 else math.nan
-    d = _decimals(sd, scale)
+    mean = statistics.fmean(vals) * scale
+    sd = statistics.stdev(vals) * scale if len(vals) > 1 else 0.0
+    d = _decimals(sd, 2) if sd else _decimals(mean, 3)
     unit = "%" if percent else ""
-    text = f"{mean * scale:.{d}f}{unit}"
+    text = f"{mean:.{d}f}{unit}"
     if len(vals) > 1:
-        text += f" ± {sd * scale:.{d}f}"
+        text += f" ± {sd:.{d}f}" if sd else " ± 0"
     return text.replace("-", "−")
 
 

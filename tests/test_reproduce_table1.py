@@ -78,5 +78,7 @@ def test_cells_show_mean_and_spread():
     script = _script()
     assert script._cell([0.70, 0.72, 0.74], percent=True) == "72.0% ± 2.0"
     assert script._cell([-0.10, -0.20, -0.30], percent=False) == "−0.20 ± 0.10"
-    assert script._cell([0.5], percent=True) == "50.00%"
+    assert script._cell([0.5], percent=True) == "50.0%"
+    assert script._cell([0.000464], percent=True) == "0.0464%"
+    assert script._cell([1.0, 1.0], percent=True) == "100% ± 0"
     assert script._cell([float("nan")], percent=False) == "n/a"
