@@ -260,6 +260,7 @@ def _refusals(tmp: Path) -> list[tuple[Path, str]]:
         (tmp / "short.index", "lie outside short.data-00000-of-00001"),
         (tmp / "missing.ckpt", "no such file"),
         (empty_dir, "folder without a TensorFlow checkpoint"),
+        (Path("/dev/zero"), "not a regular file"),
     ]
 
 

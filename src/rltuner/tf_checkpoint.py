@@ -270,6 +270,8 @@ def _decode(raw: bytes | memoryview, dtype_enum: int, shape: tuple[int, ...]) ->
 
 
 def _read_file(path: Path, what: str) -> bytes:
+    if path.exists() and not path.is_file():  # a device or pipe could be endless
+        raise RltunerError(f"{path}: not a regular file")
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -529,7 +531,10 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
         raise RltunerError(f"{path}: no such file, folder or checkpoint prefix")
     data = _read_file(path, "checkpoint")
     if not is_table(data):
-        raise RltunerError(f"{path}: not a TensorFlow checkpoint (no table footer)")
+        raise RltunerError(
+            f"{path}: not a TensorFlow checkpoint (no table footer) nor a Magenta bundle; "
+            f"expected a .mag file, a checkpoint (NAME.index, NAME, V1 file) or its folder"
+        )
     return checkpoint_from_table(path, data)
 
 
