@@ -49,6 +49,12 @@ assert code == 0, err
 code, err = cli("render", f"{out}/q/samples", "--out", f"{out}/wav", "--synth", "builtin")
 assert code == 0, err
 assert "torch" not in sys.modules
+with contextlib.redirect_stdout(io.StringIO()) as help_text:  # the group's help needs no torch
+    try:
+        main(["note-rnn", "--help"])
+    except SystemExit as e:
+        assert e.code == 0, e
+assert "train" in help_text.getvalue() and "import" in help_text.getvalue()
 # the torch-only features: one line that says how to install torch
 for args in (["note-rnn", "train", "--out", f"{out}/rnn"],
              ["tune", "--device", "cuda", "--out", f"{out}/cuda", *tiny]):

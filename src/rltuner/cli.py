@@ -504,10 +504,13 @@ def cmd_note_rnn_import(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def _is_import(argv: list[str]) -> bool:
-    """``note-rnn import``: it needs no torch, so the training options are not loaded."""
+def _is_note_rnn_train(argv: list[str]) -> bool:
+    """``note-rnn train``: the only command whose options need torch (``note-rnn --help`` and
+    ``note-rnn import`` need none, so the training options are not loaded for them)."""
+    if "note-rnn" not in argv:
+        return False
     i = argv.index("note-rnn")
-    return argv[i + 1 : i + 2] == ["import"]
+    return argv[i + 1 : i + 2] == ["train"]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -610,7 +613,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     nt = nsub.add_parser("train", parents=[common], help="train a Note RNN (paper recipe)")
     _add_config_options(nt)
     add_dataclass_args(nt, NoteRNNTrainCLIConfig)
-    if argv is None or ("note-rnn" in argv and not _is_import(argv)):
+    if argv is None or _is_note_rnn_train(argv):
         from rltuner.note_rnn import TrainConfig
 
         add_dataclass_args(nt, TrainConfig, skip=("device",))
