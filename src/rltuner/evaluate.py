@@ -92,7 +92,14 @@ __all__ = [
     "evaluate_models",
 ]
 
-ALGORITHM_LABELS = {"note_rnn": "Note RNN", "q": "Q", "psi": "Ψ", "g": "G", "pure_rl": "RL only"}
+ALGORITHM_LABELS = {
+    "note_rnn": "Note RNN",
+    "q": "Q",
+    "psi": "Ψ",
+    "g": "G",
+    "pure_rl": "RL only",
+    "kl_pg": "KL-PG",
+}
 PAPER_COLUMNS: tuple[str, ...] = ("Note RNN", "Q", "Ψ", "G")
 # Jaques et al. (2017), Table 1, 100,000 compositions per model; (fraction or mean, as printed)
 PAPER_TABLE1: dict[str, tuple[tuple[float, str], ...]] = {

@@ -54,13 +54,14 @@ from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
 __all__ = ["TunerConfig", "RLTuner", "Rollout"]
 
 FORMAT_VERSION = 1
+PG_ALGORITHM = "kl_pg"  # rltuner.policy_gradient (PPO with a KL penalty to the Note RNN)
 
 
 @dataclass
 class TunerConfig:
     """Configuration of an RL tuning run. Defaults: the paper's (``docs/rules.md#algorithms``)."""
 
-    algorithm: str = "q"  # q | psi | g | pure_rl
+    algorithm: str = "q"  # q | psi | g | pure_rl | kl_pg (KL-regularised PPO; needs torch)
     steps: int = 1_000_000  # environment steps (notes played) in total
     reward_mode: str = (
         "music_theory_all"  # docs/rules.md#reward-modes; g/pure_rl: music_theory_only
@@ -98,11 +99,26 @@ class TunerConfig:
     save_replay: bool = True  # checkpoint the replay memory too (exact resume)
     report: bool = True  # write report.html (HTML report with audio) at the end of the run
     tensorboard: bool = False  # also log scalars to RUN/tensorboard/ (tensorboard --logdir RUN)
+    # kl_pg only (rltuner.policy_gradient): reward c*r_MT + alpha*log p - beta*(log pi - log p)
+    pg_batch: int = 256  # kl_pg: whole compositions sampled per PPO iteration
+    kl_coef: float = 10.0  # kl_pg: beta, the KL penalty per step (start value if adaptive)
+    target_kl: float = 0.0  # kl_pg: KL(pi||p) per step that beta is steered toward; 0 = fixed beta
+    kl_adapt_rate: float = 0.5  # kl_pg: beta *= 1 + rate*clip(KL/target - 1, +-0.2) per batch
+    log_p_bonus: float = 3.0  # kl_pg: alpha, weight of the Note RNN's log p(a|s) in the reward
+    pg_discount: float = 1.0  # kl_pg: gamma within a composition (1 = undiscounted)
+    gae_lambda: float = 0.95  # kl_pg: lambda of the generalised advantage estimate
+    ppo_clip: float = 0.2  # kl_pg: PPO's clip range epsilon of the probability ratio
+    ppo_epochs: int = 4  # kl_pg: passes over each batch
+    ppo_minibatches: int = 4  # kl_pg: minibatches per pass (whole compositions each)
+    pg_learning_rate: float = 2e-4  # kl_pg: Adam step size (policy and value head)
+    pg_max_grad_norm: float = 1.0  # kl_pg: global gradient-norm clip (policy, value separately)
+    value_coef: float = 0.5  # kl_pg: weight of the value loss
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
+        if self.algorithm not in (*ALGORITHMS, PG_ALGORITHM):
             raise RltunerError(
-                f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}"
+                f"unknown algorithm {self.algorithm!r}; choose from "
+                f"{', '.join((*ALGORITHMS, PG_ALGORITHM))}"
             )
         if self.reward_mode not in REWARD_MODES:
             raise RltunerError(
@@ -134,12 +150,25 @@ class TunerConfig:
             "num_envs",
             "eval_every",
             "eval_compositions",
+            "pg_batch",
+            "ppo_epochs",
+            "ppo_minibatches",
         ):
             if int(getattr(self, name)) < 1:
                 raise RltunerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("kl_coef", "target_kl", "kl_adapt_rate", "ppo_clip", "pg_learning_rate"):
+            if not float(getattr(self, name)) >= 0:
+                raise RltunerError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if not 0 <= self.pg_discount <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise RltunerError("pg_discount and gae_lambda must lie in [0, 1]")
         if self.memory_size < self.minibatch_size:
             raise RltunerError("memory_size must be at least minibatch_size")
         Key.parse(self.key)
+
+    @property
+    def env_batch(self) -> int:
+        """Compositions played in parallel while training."""
+        return self.pg_batch if self.algorithm == PG_ALGORITHM else self.num_envs
 
     @property
     def effective_reward_mode(self) -> str:
@@ -192,7 +221,22 @@ class RLTuner:
         self.user_rules = load_rules(cfg.rules, cfg.weights)
         self.reward_rnn = note_rnn
         self.rng = np.random.default_rng(cfg.seed)
-        self.learner = Learner(
+        self.learner = (
+            _policy_gradient_learner(note_rnn, cfg)
+            if cfg.algorithm == PG_ALGORITHM
+            else self._q_learner(note_rnn, cfg)
+        )
+        self.priming = Priming(cfg.priming, note_rnn, self._primer_melodies(), rng=self.rng)
+        self.step = 0
+        self.pending_updates = 0.0
+        self.history: list[dict[str, float]] = []
+        self._memory: ReplayMemory | None = None
+        self._env: CompositionEnv | None = None
+        self._tb = None  # rltuner.tensorboard.ScalarWriter of this process, made on first use
+        self._history_at_start = 0  # log rows written before this train() call (a resume's)
+
+    def _q_learner(self, note_rnn: Network, cfg: TunerConfig) -> Learner:
+        return Learner(
             note_rnn.copy(),
             self.reward_rnn,
             LearnerHyper(
@@ -205,14 +249,6 @@ class RLTuner:
             ),
             threads=cfg.threads,
         )
-        self.priming = Priming(cfg.priming, note_rnn, self._primer_melodies(), rng=self.rng)
-        self.step = 0
-        self.pending_updates = 0.0
-        self.history: list[dict[str, float]] = []
-        self._memory: ReplayMemory | None = None
-        self._env: CompositionEnv | None = None
-        self._tb = None  # rltuner.tensorboard.ScalarWriter of this process, made on first use
-        self._history_at_start = 0  # log rows written before this train() call (a resume's)
 
     # ------------------------------------------------------------------ set-up helpers
     def _primer_melodies(self) -> list[np.ndarray] | None:
@@ -349,14 +385,15 @@ class RLTuner:
         if run is not None:
             self._prepare_run_dir(run, fresh=self.step == 0 and not self.history, force=force)
         self._history_at_start = len(self.history)
-        if cfg.device == "cpu":
+        is_pg = cfg.algorithm == PG_ALGORITHM
+        if cfg.device == "cpu" and not is_pg:
             from rltuner.warmup import ensure_compiled
 
             ensure_compiled(self.learner.threads, announce=progress)
-        if self._memory is None:
+        if self._memory is None and not is_pg:
             self._memory = self._new_memory()
         if self._env is None:
-            self._env = self._make_env(cfg.num_envs, self.rng)
+            self._env = self._make_env(cfg.env_batch, self.rng)
         env, memory, learner = self._env, self._memory, self.learner
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
         window = _Window()
@@ -373,7 +410,11 @@ class RLTuner:
         t0 = time.perf_counter()
         steps_at_start = self.step
         try:
-            while self.step < end:
+            if is_pg:
+                from rltuner.policy_gradient import train_loop
+
+                interrupted = train_loop(self, run, end, bar, stop_flag, t0)
+            while not is_pg and self.step < end:
                 if stop_flag["stop"]:
                     interrupted = True
                     break
@@ -425,14 +466,7 @@ class RLTuner:
                     if not np.isfinite(learner.q.theta).all():
                         self._diverged(run, "the Q-network weights")
                     if run is not None:
-                        try:
-                            self._append_log(run, row)
-                        except OSError as e:  # e.g. a full disk
-                            raise RltunerError(
-                                f"{run}: cannot write the training log ({e.strerror or e}); "
-                                "the last checkpoint is intact"
-                            ) from None
-                        self.save_checkpoint(run)
+                        self._write_row_and_checkpoint(run, row)
         finally:
             if bar is not None:
                 bar.close()
@@ -487,6 +521,16 @@ class RLTuner:
         }
         self.history.append(row)
         return row
+
+    def _write_row_and_checkpoint(self, run: Path, row: dict[str, float]) -> None:
+        try:
+            self._append_log(run, row)
+        except OSError as e:  # e.g. a full disk
+            raise RltunerError(
+                f"{run}: cannot write the training log ({e.strerror or e}); "
+                "the last checkpoint is intact"
+            ) from None
+        self.save_checkpoint(run)
 
     def _prepare_run_dir(self, run: Path, fresh: bool, force: bool) -> None:
         if fresh and (run / "checkpoint").exists() and not force:
@@ -686,7 +730,7 @@ class RLTuner:
         tuner.history = list(meta.get("history", []))
         env_state = sub("env/")
         if env_state:
-            tuner._env = tuner._make_env(tuner.config.num_envs, tuner.rng)
+            tuner._env = tuner._make_env(tuner.config.env_batch, tuner.rng)
             tuner._env.load_state_dict(env_state)
         tuner.rng.bit_generator.state = meta["rng"]  # after the env's reset drew from it
         replay = sub("replay/")
@@ -711,6 +755,14 @@ _RUN_OUTPUTS = (
     "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
     "tuned.safetensors", "stats.json", "samples", "plots", "report.html",
 )  # fmt: skip
+
+
+def _policy_gradient_learner(note_rnn: Network, cfg: TunerConfig):
+    from rltuner.policy_gradient import PolicyGradientLearner, hyper_from_config
+
+    if cfg.device != "cpu":  # the rollouts run numba; the update's torch device is the CPU's
+        raise RltunerError("--algorithm kl_pg runs on the CPU only (use --device cpu)")
+    return PolicyGradientLearner(note_rnn.copy(), hyper_from_config(cfg), seed=cfg.seed)
 
 
 def _without_step(row: dict[str, Any]) -> dict[str, Any]:
