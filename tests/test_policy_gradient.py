@@ -115,7 +115,7 @@ def test_resume_gives_identical_weights(tiny_note_rnn, tmp_path):
 
 def test_sigkill_then_resume_is_exact(tiny_note_rnn, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-    flags = ["--algorithm", "kl_pg", "--note-rnn", str(tiny_note_rnn), "--steps", "16384",
+    flags = ["--algorithm", "kl_pg", "--note-rnn", str(tiny_note_rnn), "--steps", "8192",
              "--pg-batch", "16", "--eval-every", "512", "--eval-compositions", "8",
              "--final-compositions", "32", "--num-samples", "1", "--no-report",
              "--quiet"]  # fmt: skip
@@ -130,7 +130,7 @@ def test_sigkill_then_resume_is_exact(tiny_note_rnn, tmp_path):
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert 0 < load_arrays(state)[1]["step"] < 16384
+    assert 0 < load_arrays(state)[1]["step"] < 8192
     r = subprocess.run([*cli, "--resume", str(killed), "--quiet"], env=env, capture_output=True,
                        text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -154,10 +154,11 @@ def test_same_seed_same_weights(tiny_note_rnn):
 
 
 def test_tuning_raises_music_theory_reward_with_bounded_kl(trained_tiny_note_rnn):
-    """~100 PPO iterations raise the mean r_MT of sampled compositions well above the Note
-    RNN's while the KL to it stays small (measured: r_MT about -2.9 -> -0.4, KL 0.25/step)."""
-    cfg = _cfg(trained_tiny_note_rnn, steps=100 * 64 * 32, pg_batch=64, eval_every=10**9,
-               kl_coef=2.0, log_p_bonus=0.0)  # fmt: skip
+    """60 PPO iterations raise the mean r_MT of sampled compositions far above the Note
+    RNN's while the KL to it stays bounded (measured with 100 iterations and beta = 2: r_MT
+    about -37 -> +1.4 per step, KL 0.78/step)."""
+    cfg = _cfg(trained_tiny_note_rnn, steps=60 * 64 * 32, pg_batch=64, eval_every=10**9,
+               kl_coef=3.0, log_p_bonus=0.0)  # fmt: skip
     tuner = RLTuner(cfg)
     before = tuner.rollout(1000, np.random.default_rng(5), network=tuner.reward_rnn)
     tuner.train(None, progress=False)
@@ -165,8 +166,8 @@ def test_tuning_raises_music_theory_reward_with_bounded_kl(trained_tiny_note_rnn
     model = EvalModel("t", tuner.note_rnn_path, tuner.learner.q, "kl_pg", tuner.reward_rnn)
     ev, _ = evaluate_model(model, 1000, seed=1, workers=1)
     print(before.music_theory.mean(), after.music_theory.mean(), ev.extra["kl_to_note_rnn"])
-    assert after.music_theory.mean() > before.music_theory.mean() + 1.0
-    assert ev.extra["kl_to_note_rnn"] < 0.6
+    assert after.music_theory.mean() > before.music_theory.mean() + 15
+    assert ev.extra["kl_to_note_rnn"] < 1.0
 
 
 def test_outputs_and_logs(tiny_note_rnn, tmp_path):
