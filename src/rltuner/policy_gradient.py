@@ -66,7 +66,7 @@ class PGHyper:
 
     reward_scaler: float = 2.0  # c
     log_p_bonus: float = 3.0  # α
-    kl_coef: float = 10.0  # β (its start value when adaptive)
+    kl_coef: float = 5.0  # β (its start value when adaptive)
     target_kl: float = 0.0  # KL per step that β steers toward; 0 = fixed β
     kl_adapt_rate: float = 0.5  # β *= 1 + rate * clip(KL/target − 1, ±0.2) per batch
     discount: float = 1.0  # γ within a composition

@@ -101,7 +101,7 @@ class TunerConfig:
     tensorboard: bool = False  # also log scalars to RUN/tensorboard/ (tensorboard --logdir RUN)
     # kl_pg only (rltuner.policy_gradient): reward c*r_MT + alpha*log p - beta*(log pi - log p)
     pg_batch: int = 256  # kl_pg: whole compositions sampled per PPO iteration
-    kl_coef: float = 10.0  # kl_pg: beta, the KL penalty per step (start value if adaptive)
+    kl_coef: float = 5.0  # kl_pg: beta, the KL penalty per step (start value if adaptive)
     target_kl: float = 0.0  # kl_pg: KL(pi||p) per step that beta is steered toward; 0 = fixed beta
     kl_adapt_rate: float = 0.5  # kl_pg: beta *= 1 + rate*clip(KL/target - 1, +-0.2) per batch
     log_p_bonus: float = 3.0  # kl_pg: alpha, weight of the Note RNN's log p(a|s) in the reward
