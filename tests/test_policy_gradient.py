@@ -195,3 +195,9 @@ def test_bad_pg_config_is_a_clear_error(tiny_note_rnn):
         _cfg(tiny_note_rnn, kl_coef=-1.0)
     with pytest.raises(RltunerError, match="pg_discount"):
         _cfg(tiny_note_rnn, pg_discount=1.5)
+
+
+def test_without_torch_one_clear_line(tiny_note_rnn, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(RltunerError, match=r"kl_pg needs PyTorch.*rltuner\[torch\]"):
+        RLTuner(_cfg(tiny_note_rnn))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from rltuner.env import CompositionEnv, Network, softmax_sample
-from rltuner.errors import RltunerError
+from rltuner.errors import RltunerError, missing_torch
 
 if TYPE_CHECKING:
     import torch
@@ -53,10 +53,7 @@ def require_torch():
     try:
         import torch
     except ImportError:
-        raise RltunerError(
-            "--algorithm kl_pg needs PyTorch, which is not installed: "
-            "pip install 'rltuner[torch]' (or pip install torch)"
-        ) from None
+        raise missing_torch("--algorithm kl_pg") from None
     return torch
 
 
