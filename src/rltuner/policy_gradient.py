@@ -1,6 +1,7 @@
 """KL-regularised policy gradient (``--algorithm kl_pg``): PPO on whole compositions.
 
-The objective is SPEC §6's, optimised on-policy instead of by Q-learning::
+The objective is the tuner's (``docs/rules.md#algorithms``), optimised on-policy instead of by
+Q-learning::
 
     maximise  E_π[ Σ_t  c·r_MT(t) + α·log p(a_t|s_t) ]  −  β · KL(π ‖ p)
 
