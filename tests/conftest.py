@@ -1,8 +1,41 @@
-"""Shared fixtures: a tiny random Note RNN checkpoint (no training needed)."""
+"""Shared fixtures: tiny Note RNN checkpoints (no training needed), one small tuning
+configuration for every test that tunes, and the ``rltuner`` command run in-process or as a
+process."""
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# One small run for every test that tunes: 3,200 steps, two evaluation windows, 16 compositions
+# in parallel. Tests override single fields (``small_config(steps=1600)``).
+SMALL_RUN = dict(
+    steps=3200,
+    eval_every=1600,
+    exploration_period=1600,
+    memory_size=4000,
+    num_envs=16,
+    eval_compositions=8,
+    final_compositions=32,
+    num_samples=1,
+    seed=3,
+    report=False,
+)
+
+
+def config_flags(values: dict) -> list[str]:
+    """``TunerConfig`` field values as ``rltuner tune`` flags."""
+    out: list[str] = []
+    for k, v in values.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + flag[2:])
+        else:
+            out += [flag, str(v)]
+    return out
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -25,6 +58,78 @@ def tiny_note_rnn(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_note_rnn(path, NoteRNN(NoteRNNConfig((24,))))
     return path
+
+
+@pytest.fixture
+def small_config(tiny_note_rnn):
+    """``small_config(**fields) -> TunerConfig``: :data:`SMALL_RUN` on the tiny Note RNN."""
+    from rltuner.tuner import TunerConfig
+
+    def make(**fields) -> TunerConfig:
+        return TunerConfig(**{"note_rnn": str(tiny_note_rnn), **SMALL_RUN, **fields})
+
+    return make
+
+
+@pytest.fixture
+def small_tune_args(tiny_note_rnn):
+    """``small_tune_args(**fields) -> ["tune", flags...]``: the same run as :func:`small_config`
+    for the command line (add ``--out``)."""
+
+    def make(**fields) -> list[str]:
+        values = {"note_rnn": str(tiny_note_rnn), **SMALL_RUN, **fields}
+        return ["tune", *config_flags(values), "--quiet"]
+
+    return make
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def assert_clear_error(self, *needles: str) -> str:
+        """Exit code 2, one line on stderr holding every needle, no traceback."""
+        assert self.returncode == 2, (self.returncode, self.stderr)
+        assert "Traceback" not in self.stderr
+        lines = [x for x in self.stderr.strip().splitlines() if x.strip()]
+        assert len(lines) == 1, self.stderr
+        for n in needles:
+            assert n in lines[0], lines[0]
+        return lines[0]
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``rltuner ARGS...`` in this process: ``cli(*args) -> CliResult``. An uncaught
+    exception (a traceback for the user) fails the test."""
+    from rltuner.cli import main
+
+    def run(*args) -> CliResult:
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return CliResult(rc, out.out, out.err)
+
+    return run
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+@pytest.fixture
+def cli_process():
+    """Run ``rltuner ARGS...`` as its own process (what a user's shell does): for end-to-end
+    tests, signals and kills. ``cli_process(*args, timeout=...) -> CliResult``."""
+
+    def run(*args, timeout: float = 600) -> CliResult:
+        p = subprocess.run([sys.executable, "-m", "rltuner.cli", *map(str, args)],
+                           capture_output=True, text=True, timeout=timeout, env=_env())  # fmt: skip
+        return CliResult(p.returncode, p.stdout, p.stderr)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def _cfg(tiny, key, **kw):
     base = dict(note_rnn=str(tiny), key=key, steps=3200, eval_every=1600, exploration_period=1600,
                 memory_size=4000, num_envs=16, eval_compositions=8, final_compositions=200,
-                num_samples=2, seed=4, reward_scaler=1.0)  # fmt: skip
-    if "report" in TunerConfig.__dataclass_fields__:
-        base["report"] = False
+                num_samples=2, seed=4, reward_scaler=1.0, report=False)  # fmt: skip
     base.update(kw)
     return TunerConfig(**base)
 

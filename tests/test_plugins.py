@@ -147,7 +147,7 @@ def _tune_args(tiny, out, *extra):
 
 
 def test_cli_rule_weights_config_and_resume(tiny_note_rnn, tmp_path):
-    no_report = ["--no-report"] if "report" in TunerConfig.__dataclass_fields__ else []
+    no_report = ["--no-report"]
     run = tmp_path / "run"
     r = subprocess.run(_tune_args(tiny_note_rnn, run, "--rule", SPEC, "--weight",
                                   "neighbour_keys=2", "--weight", "autocorrelation=0",

@@ -14,7 +14,7 @@ import pytest
 
 from rltuner.checkpoint import load_arrays
 from rltuner.errors import RltunerError
-from rltuner.tuner import RLTuner, TunerConfig
+from rltuner.tuner import RLTuner
 
 _TUNE_FLAGS = [
     "--steps",
@@ -39,31 +39,9 @@ _TUNE_FLAGS = [
 ]
 
 
-def _no_report() -> dict:
-    return {"report": False} if "report" in TunerConfig.__dataclass_fields__ else {}
-
-
-def _cfg(path, **kw):
-    base = dict(
-        note_rnn=str(path),
-        steps=3200,
-        eval_every=1600,
-        exploration_period=1600,
-        memory_size=4000,
-        num_envs=16,
-        eval_compositions=8,
-        final_compositions=32,
-        num_samples=1,
-        seed=3,
-        **_no_report(),
-    )
-    base.update(kw)
-    return TunerConfig(**base)
-
-
 def _rltuner(*args: str) -> list[str]:
-    flags = ["--no-report"] if _no_report() else []
-    return [sys.executable, "-m", "rltuner.cli", *args, *flags]
+    no_report = [] if "--resume" in args else ["--no-report"]  # a resume keeps the run's config
+    return [sys.executable, "-m", "rltuner.cli", *args, *no_report]
 
 
 def _env() -> dict:
@@ -114,8 +92,10 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tiny_note_rnn, tm
     assert steps == list(range(1600, 32001, 1600))  # no duplicated or lost log rows
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_note_rnn, tmp_path):
-    t = RLTuner(_cfg(tiny_note_rnn))
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
+    small_config, tiny_note_rnn, tmp_path
+):
+    t = RLTuner(small_config())
     t.train(tmp_path, progress=False, stop_after=1600)
     state = tmp_path / "checkpoint" / "state.safetensors"
     good = state.read_bytes()
@@ -126,7 +106,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_note_rnn, tmp
     assert RLTuner.load(tmp_path).step == 1600
 
 
-def test_nan_loss_is_caught_at_the_update(tiny_note_rnn, monkeypatch):
+def test_nan_loss_is_caught_at_the_update(small_config, tiny_note_rnn, monkeypatch):
     from rltuner.learner import Learner, UpdateStats
 
     def bad_update(self, memory, idx):
@@ -134,13 +114,13 @@ def test_nan_loss_is_caught_at_the_update(tiny_note_rnn, monkeypatch):
 
     monkeypatch.setattr(Learner, "update", bad_update)
     with pytest.raises(RltunerError, match="TD loss became NaN or infinite.*no checkpoint"):
-        RLTuner(_cfg(tiny_note_rnn)).train(None, progress=False)
+        RLTuner(small_config()).train(None, progress=False)
 
 
-def test_unwritable_run_dir_fails_before_training(tiny_note_rnn, tmp_path):
+def test_unwritable_run_dir_fails_before_training(small_config, tiny_note_rnn, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    t = RLTuner(_cfg(tiny_note_rnn))
+    t = RLTuner(small_config())
     with pytest.raises(RltunerError, match="cannot write the run directory"):
         t.train(blocker / "run", progress=False)
     assert t.step == 0
@@ -164,9 +144,9 @@ def test_unwritable_run_dir_fails_before_training(tiny_note_rnn, tmp_path):
 
 
 def test_failed_checkpoint_write_leaves_the_previous_one_intact(
-    tiny_note_rnn, tmp_path, monkeypatch
+    small_config, tiny_note_rnn, tmp_path, monkeypatch
 ):
-    t = RLTuner(_cfg(tiny_note_rnn))
+    t = RLTuner(small_config())
     t.train(tmp_path, progress=False, stop_after=1600)
     ckpt = tmp_path / "checkpoint"
     good = (ckpt / "state.safetensors").read_bytes()
@@ -197,20 +177,22 @@ def test_failed_checkpoint_write_leaves_the_previous_one_intact(
     assert RLTuner.load(tmp_path).step == 1600
 
 
-def test_full_disk_while_logging_is_a_clear_error(tiny_note_rnn, tmp_path, monkeypatch):
+def test_full_disk_while_logging_is_a_clear_error(
+    small_config, tiny_note_rnn, tmp_path, monkeypatch
+):
     import rltuner.tuner as tuner_mod
 
     def disk_full(path, text):
         raise OSError(28, "No space left on device")
 
-    t = RLTuner(_cfg(tiny_note_rnn))
+    t = RLTuner(small_config())
     monkeypatch.setattr(tuner_mod, "_write_csv", lambda path, rows: disk_full(path, ""))
     with pytest.raises(RltunerError, match="cannot write the training log.*No space left"):
         t.train(tmp_path, progress=False)
 
 
-def test_resume_tolerates_a_log_line_torn_by_a_kill(tiny_note_rnn, tmp_path):
-    RLTuner(_cfg(tiny_note_rnn)).train(tmp_path, progress=False, stop_after=1600)
+def test_resume_tolerates_a_log_line_torn_by_a_kill(small_config, tiny_note_rnn, tmp_path):
+    RLTuner(small_config()).train(tmp_path, progress=False, stop_after=1600)
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 3200, "train/tot')
     t = RLTuner.load(tmp_path)

@@ -54,3 +54,21 @@ def test_compiling_is_announced_group_by_group(monkeypatch):
     monkeypatch.setattr(warmup, "missing_groups", lambda threads: [])
     lines.clear()
     assert ensure_compiled(0, announce=True, log=lines.append) == [] and lines == []
+
+
+def test_cache_probe_tells_a_cold_kernel_from_a_warm_one(tmp_path, monkeypatch):
+    """The probe reads numba's cache index: it must say "not cached" for a kernel never
+    compiled and "cached" once it has run. (Its fallback for a changed numba answers "cached"
+    for both, which this test refuses.)"""
+    import importlib
+
+    from rltuner.warmup import _has_cache
+
+    (tmp_path / "probe_kernel.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("probe_kernel")
+    assert _has_cache(mod.twice) is False
+    assert mod.twice(21) == 42
+    assert _has_cache(mod.twice) is True

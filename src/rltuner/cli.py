@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
+import math
 import os
-import re
 import sys
 import types
 import typing
@@ -20,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rltuner.encoding import Key
 from rltuner.errors import RltunerError
+from rltuner.options import check_int, check_range, field_help, option
 from rltuner.warmup import ensure_compiled
 
 __all__ = [
@@ -36,102 +37,194 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- configs
+# A field's help is its --help text (rltuner.options.option); __post_init__ checks every value,
+# so the API and the CLI refuse the same inputs with the same sentence.
+_SYNTHS = ("auto", "fluidsynth", "builtin")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RltunerError(
+            f"--{name.replace('_', '-')} {value!r}: choose from {', '.join(choices)}"
+        )
+
+
+def _check_key(text: str) -> None:
+    try:
+        Key.parse(text)
+    except ValueError as e:
+        raise RltunerError(f"--key: {e}") from None
+
+
 @dataclass
 class GenerateConfig:
     """Sample melodies from a Note RNN or a tuned model."""
 
-    model: str | None = None  # Note RNN or tuned .safetensors, or a run dir (default: bundled)
-    n: int = 10  # number of melodies
-    length: int = 32  # steps (16th notes) per melody
-    seed: int = 0  # random seed (same seed, same files)
-    out: str = "generated"  # output directory
-    primer: str | None = (
-        None  # MIDI file whose first melody primes every sample (else a random note)
+    model: str | None = option(
+        None, help="Note RNN or tuned .safetensors, or a run folder; unset: the bundled Note RNN"
     )
-    temperature: float = 1.0  # softmax temperature
-    most_probable: bool = False  # take the argmax instead of sampling
-    qpm: float = 80.0  # tempo of the written MIDI files
-    program: int = 0  # General MIDI program (0 = piano)
-    wav: bool = False  # also write a WAV next to each MIDI (FluidSynth if installed, else built-in)
+    n: int = option(10, help="number of melodies")
+    length: int = option(32, help="steps (16th notes) per melody")
+    seed: int = option(0, help="random seed (same seed, same files)")
+    out: str = option("generated", help="output folder")
+    primer: str | None = option(
+        None, help="MIDI file whose first melody primes every sample; unset: a random first note"
+    )
+    temperature: float = option(1.0, help="softmax temperature (> 0)")
+    most_probable: bool = option(False, help="take the most probable note instead of sampling")
+    qpm: float = option(80.0, help="tempo of the written MIDI files (quarter notes per minute)")
+    program: int = option(0, help="General MIDI program, 0-127 (0 = piano)")
+    wav: bool = option(
+        False, help="also write a WAV next to each MIDI (FluidSynth if installed, else built-in)"
+    )
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, 1)
+        check_int("length", self.length, 1)
+        check_int("seed", self.seed, 0)
+        check_range("temperature", self.temperature, 0.0, math.inf, low_open=True)
+        check_range("qpm", self.qpm, 0.0, math.inf, low_open=True)
+        check_int("program", self.program, 0, 127)
 
 
 @dataclass
 class DataBuildConfig:
     """Turn a folder of MIDI / ABC / MusicXML files into a dataset file."""
 
-    input_dir: str = ""  # folder to scan (recursively)
-    out: str = "dataset.npz"  # dataset file to write
-    workers: int = 1  # parallel worker processes
-    key: str = "C major"  # transpose major melodies to this key's major, minor ones to its minor
+    input_dir: str = option("", help="folder to scan (recursively)")
+    out: str = option("dataset.npz", help="dataset file to write")
+    workers: int = option(1, help="parallel worker processes")
+    key: str = option(
+        "C major", help="transpose major melodies to this key's major, minor ones to its minor"
+    )
+
+    def __post_init__(self) -> None:
+        check_int("workers", self.workers, 1)
+        _check_key(self.key)
 
 
 @dataclass
 class NoteRNNTrainCLIConfig:
     """Train a Note RNN on a dataset (default: the bundled folk corpus)."""
 
-    data: str | None = None  # dataset file from `rltuner data build` (default: bundled corpus)
-    out: str = "note_rnn"  # output directory (best.safetensors, last.safetensors, log.jsonl)
-    layer_sizes: str = "100"  # LSTM layer sizes, comma separated (e.g. 512,512)
+    data: str | None = option(
+        None, help="dataset file from `rltuner data build`; unset: the bundled corpus"
+    )
+    out: str = option(
+        "note_rnn", help="output folder (best.safetensors, last.safetensors, log.jsonl)"
+    )
+    layer_sizes: str = option("100", help="LSTM layer sizes, comma separated (e.g. 512,512)")
+
+    def __post_init__(self) -> None:
+        self.sizes  # noqa: B018 -- parses and checks
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The LSTM layer sizes, bottom first."""
+        try:
+            sizes = tuple(int(x) for x in str(self.layer_sizes).split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise RltunerError(
+                "--layer-sizes must be positive whole numbers separated by commas (e.g. 512,512),"
+                f" got {self.layer_sizes!r}"
+            )
+        return sizes
 
 
 @dataclass
 class NoteRNNImportConfig:
     """Convert a Magenta basic_rnn bundle or an RL Tuner Note RNN checkpoint (no TensorFlow)."""
 
-    path: str = ""  # .mag bundle, TF checkpoint (prefix, .index, V1 file) or checkpoint folder
-    out: str = "note_rnn.safetensors"  # Note RNN checkpoint to write
-    scope: str | None = None  # tensor-name prefix of the model when the checkpoint holds several
-    forget_bias: float = 1.0  # the LSTM cells' run-time forget bias (TensorFlow's default 1.0)
+    path: str = option(
+        "", help=".mag bundle, TF checkpoint (prefix, .index, V1 file) or checkpoint folder"
+    )
+    out: str = option("note_rnn.safetensors", help="Note RNN checkpoint to write")
+    scope: str | None = option(
+        None,
+        help="tensor-name prefix of the model when the checkpoint holds several; unset: "
+        "the only one",
+    )
+    forget_bias: float = option(
+        1.0, help="the LSTM cells' run-time forget bias (TensorFlow's default 1.0)"
+    )
 
 
 @dataclass
 class EvaluateConfig:
     """Table-1 statistics (and more) of sampled compositions, for one or more models."""
 
-    compositions: int = 100_000  # compositions sampled per model
-    seed: int = 0  # random seed (the same random numbers for every model)
-    out: str | None = None  # folder for evaluation.md/.json/.csv/comparison.png (default: none)
-    key: str = "C major"  # key of the music-theory statistics
-    num_notes: int = 32  # steps (16th notes) per composition
-    batch: int = 1024  # compositions advancing together in one chunk
-    workers: int = 0  # sampling threads (0 = number of CPUs, at most 4)
-    plot: bool = True  # with --out, also write comparison.png (Table 1) and distributions.png
+    compositions: int = option(100_000, help="compositions sampled per model")
+    seed: int = option(0, help="random seed (the same random numbers for every model)")
+    out: str | None = option(
+        None, help="folder for evaluation.md/.json/.csv and comparison.png; unset: print only"
+    )
+    key: str = option("C major", help="key of the music-theory statistics")
+    num_notes: int = option(32, help="steps (16th notes) per composition")
+    batch: int = option(1024, help="compositions advancing together in one chunk")
+    workers: int = option(0, help="sampling threads (0 = number of CPUs, at most 4)")
+    plot: bool = option(
+        True, help="with --out, also write comparison.png (Table 1) and distributions.png"
+    )
+
+    def __post_init__(self) -> None:
+        check_int("compositions", self.compositions, 1)
+        check_int("seed", self.seed, 0)
+        check_int("num_notes", self.num_notes, 1)
+        check_int("batch", self.batch, 1)
+        check_int("workers", self.workers, 0)
+        _check_key(self.key)
 
 
 @dataclass
 class RenderConfig:
     """Render MIDI files to WAV audio."""
 
-    out: str | None = None  # output folder (default: next to each MIDI file)
-    synth: str = "auto"  # auto | fluidsynth | builtin
-    soundfont: str | None = None  # General MIDI .sf2 for FluidSynth (default: system FluidR3_GM)
-    sample_rate: int = 0  # samples per second (0 = 44100 with FluidSynth, 22050 built-in)
+    out: str | None = option(None, help="output folder; unset: next to each MIDI file")
+    synth: str = option("auto", help="auto (FluidSynth if installed) | fluidsynth | builtin")
+    soundfont: str | None = option(
+        None, help="General MIDI .sf2 for FluidSynth; unset: the system's FluidR3_GM"
+    )
+    sample_rate: int = option(
+        0, help="samples per second (0 = 44100 with FluidSynth, 22050 built-in)"
+    )
+
+    def __post_init__(self) -> None:
+        _check_choice("synth", self.synth, _SYNTHS)
+        check_int("sample_rate", self.sample_rate, 0, 384_000)
 
 
 @dataclass
 class ReportConfig:
     """Write a self-contained offline HTML report of a tuning run."""
 
-    out: str | None = None  # HTML file to write (default: RUN_DIR/report.html)
-    samples: int = 4  # sample melodies (players + piano rolls) per model
-    compositions: int = 2000  # compositions per model for the Table-1 comparison
-    seed: int = 0  # random seed for the comparison and the samples
-    synth: str = "auto"  # auto | fluidsynth | builtin
+    out: str | None = option(None, help="HTML file to write; unset: RUN_DIR/report.html")
+    samples: int = option(4, help="sample melodies (players + piano rolls) per model")
+    compositions: int = option(2000, help="compositions per model for the Table-1 comparison")
+    seed: int = option(0, help="random seed for the comparison and the samples")
+    synth: str = option("auto", help="auto (FluidSynth if installed) | fluidsynth | builtin")
+
+    def __post_init__(self) -> None:
+        check_int("samples", self.samples, 1)
+        check_int("compositions", self.compositions, 1)
+        check_int("seed", self.seed, 0)
+        _check_choice("synth", self.synth, _SYNTHS)
+
+
+def _ensure_out_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents) or fail with one sentence naming it."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RltunerError(f"{p}: cannot create the {what} ({e.strerror or e})") from None
+    if not os.access(p, os.W_OK):
+        raise RltunerError(f"{p}: the {what} is not writable")
+    return p
 
 
 # ---------------------------------------------------------------------- dataclass -> argparse
-def _field_help(cls: type) -> dict[str, str]:
-    helps: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        try:
-            src = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for m in re.finditer(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", src, re.M):
-            helps[m.group(1)] = m.group(2).strip()
-    return helps
-
-
 def _base_type(tp: Any) -> Any:
     if isinstance(tp, str):
         return tp
@@ -150,7 +243,6 @@ def add_dataclass_args(
     aliases: dict[str, str] | None = None,
 ) -> None:
     """One ``--kebab-name`` option per field (``bool`` fields become ``--x/--no-x``)."""
-    helps = _field_help(cls)
     hints = typing.get_type_hints(cls)
     aliases = aliases or {}
     for f in dataclasses.fields(cls):
@@ -158,7 +250,9 @@ def add_dataclass_args(
             continue
         tp = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else None
-        h = helps.get(f.name, "")
+        h = field_help(f).replace("%", "%%")
+        if default is not None and f.name not in positional and not isinstance(default, bool):
+            h = f"{h} (default: {default})"  # a None default: the help says what unset means
         if f.name in positional:  # optional here: a config file may give it
             parser.add_argument(f.name, type=tp, help=h, nargs="?", default=argparse.SUPPRESS)
             continue
@@ -169,7 +263,7 @@ def add_dataclass_args(
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{h} (default: {default})",
+                help=f"{h} (default: {'on' if default else 'off'})",
             )
         elif tp in (int, float, str):
             parser.add_argument(
@@ -178,7 +272,7 @@ def add_dataclass_args(
                 type=tp,
                 default=argparse.SUPPRESS,
                 metavar=f.name.upper(),
-                help=f"{h} (default: {default})",
+                help=h,
             )
 
 
@@ -262,14 +356,39 @@ def _parse_weights(items: list[str] | None) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------- commands
+def _refuse_changes_on_resume(args: argparse.Namespace, run: Path) -> None:
+    """``--resume`` continues a run as it was configured: refuse every option that would change
+    it (a silently ignored option is worse than an error)."""
+    from rltuner.tuner import RESUME_OVERRIDES, TunerConfig
+
+    given = [
+        f"--{f.name.replace('_', '-')}"
+        for f in dataclasses.fields(TunerConfig)
+        if hasattr(args, f.name) and f.name not in RESUME_OVERRIDES
+    ]
+    if args.out is not None and Path(args.out).resolve() != run.resolve():
+        given.append("--out")
+    other = {"--config": args.config, "--force": args.force,
+             "--print-config": args.print_config, "--weight": hasattr(args, "weight")}  # fmt: skip
+    given += [flag for flag, on in other.items() if on]
+    if given:
+        allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_OVERRIDES)
+        raise RltunerError(
+            f"--resume {run} continues the run as configured; {', '.join(given)} would change "
+            f"it (with --resume only {allowed} and the run's --rule may be given; "
+            "start a new run with --out for other settings)"
+        )
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
-    from rltuner.tuner import RLTuner, TunerConfig
+    from rltuner.tuner import RESUME_OVERRIDES, RLTuner, TunerConfig
 
     if args.resume:
         run = Path(args.resume)
-        overrides: dict[str, Any] = {}
-        if hasattr(args, "steps"):
-            overrides["steps"] = args.steps
+        _refuse_changes_on_resume(args, run)
+        overrides: dict[str, Any] = {
+            k: getattr(args, k) for k in RESUME_OVERRIDES if hasattr(args, k)
+        }
         if getattr(args, "rules", None):
             overrides["rules"] = args.rules
         tuner = RLTuner.load(run, overrides)
@@ -331,6 +450,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.print_config:
         _print_config(cfg)
         return 0
+    _ensure_out_dir(cfg.out)
     res = generate(
         _resolve_model(cfg.model),
         cfg.out,
@@ -369,7 +489,6 @@ def _render_files(
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rltuner.encoding import Key
     from rltuner.evaluate import evaluate_models
 
     (cfg,) = _configs(args, EvaluateConfig, extra=("models",))
@@ -380,13 +499,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not models:
         raise RltunerError("evaluate needs at least one MODEL (or models = [...] in --config)")
     ensure_compiled(0, announce=not args.quiet, groups=("acting",))
-    if cfg.compositions < 1:
-        raise RltunerError(f"--compositions must be at least 1, got {cfg.compositions}")
-    try:
-        key = Key.parse(cfg.key)
-    except ValueError as e:
-        raise RltunerError(str(e)) from None
-    comp = evaluate_models(models, compositions=cfg.compositions, seed=cfg.seed, key=key,
+    if cfg.out:
+        _ensure_out_dir(cfg.out)
+    comp = evaluate_models(models, compositions=cfg.compositions, seed=cfg.seed,
+                           key=Key.parse(cfg.key),
                            num_notes=cfg.num_notes, batch=cfg.batch,
                            workers=cfg.workers or None, progress=not args.quiet)  # fmt: skip
     print(comp.to_markdown())
@@ -412,6 +528,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         files = [src]
     else:
         raise RltunerError(f"{src}: no such MIDI file or folder")
+    if cfg.out:
+        _ensure_out_dir(cfg.out)
     _render_files(files, cfg.out, cfg.synth, cfg.soundfont, cfg.sample_rate)
     return 0
 
@@ -430,7 +548,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     from rltuner.corpus import build_dataset
-    from rltuner.encoding import Key
 
     (cfg,) = _configs(args, DataBuildConfig)
     if args.print_config:
@@ -438,10 +555,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         return 0
     if not cfg.input_dir:
         raise RltunerError('data build needs INPUT_DIR (or input_dir = "..." in --config)')
-    try:
-        key = Key.parse(cfg.key)
-    except ValueError as e:
-        raise RltunerError(str(e)) from None
+    key = Key.parse(cfg.key)
     src = Path(cfg.input_dir)
     if not src.is_dir():
         raise RltunerError(f"{src}: no such folder")
@@ -464,12 +578,7 @@ def cmd_note_rnn_train(args: argparse.Namespace) -> int:
     if args.print_config:
         _print_config(cli, train_cfg)
         return 0
-    try:
-        sizes = tuple(int(x) for x in cli.layer_sizes.split(",") if x.strip())
-    except ValueError:
-        raise RltunerError(
-            f"--layer-sizes must be integers separated by commas, got {cli.layer_sizes!r}"
-        ) from None
+    _ensure_out_dir(cli.out)
     data = Dataset.load(cli.data) if cli.data else load_bundled()
     train, valid = data.split(train_cfg.validation_fraction, seed=train_cfg.seed)
     print(f"training on {len(train):,} melodies, validating on {len(valid):,}")
@@ -478,7 +587,7 @@ def cmd_note_rnn_train(args: argparse.Namespace) -> int:
         valid.melodies,
         train_cfg,
         cli.out,
-        model_config=NoteRNNConfig(sizes),
+        model_config=NoteRNNConfig(cli.sizes),
         progress=not args.quiet,
     )
     print(
@@ -638,6 +747,12 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"rltuner: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file or folder the user named cannot be read or written
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rltuner: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -158,6 +158,10 @@ def generate(
     sample (else random-note priming). Same seed, same files."""
     from rltuner.midi_io import write_midi
 
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RltunerError(f"n must be a whole number >= 1, got {n!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise RltunerError(f"length must be a whole number >= 1, got {length!r}")
     path = Path(model_path) if model_path is not None else bundled_note_rnn_path()
     if model_path is None and not path.exists():
         raise RltunerError(f"{path}: the bundled Note RNN is missing; pass a checkpoint path")
@@ -169,7 +173,10 @@ def generate(
         most_probable=most_probable, return_probs=True,
     )  # fmt: skip
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RltunerError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
     width = max(3, len(str(n - 1)))
     midi_paths = []
     for i, m in enumerate(melodies):

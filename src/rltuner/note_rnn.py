@@ -52,6 +52,7 @@ from rltuner.encoding import (
     NUM_CLASSES,
     STEPS_PER_QUARTER,
 )
+from rltuner.options import check_device, check_int, check_range, option
 
 __all__ = [
     "NoteRNNConfig",
@@ -401,23 +402,62 @@ def unigram_bigram_log_perplexity(
 
 @dataclass
 class TrainConfig:
-    """Supervised training of the Note RNN (the paper's recipe except the learning rate)."""
+    """Supervised training of the Note RNN (the paper's recipe except the learning rate); each
+    field's ``help`` is its ``rltuner note-rnn train --help`` text."""
 
-    learning_rate: float = 1e-2  # Adam initial rate (measured best of 1e-3..2e-2; paper: 0.5)
-    lr_decay_rate: float = 0.85  # multiply the rate by this ...
-    lr_decay_steps: int = 1000  # ... every this many steps, staircase: lr0 * rate**(step // n)
-    batch_size: int = 128  # sequences per step
-    max_sequence_length: int = 192  # input steps per sequence; longer melodies are randomly cropped
-    skip_steps: int = 8  # first predictions of every sequence not counted in loss and metrics
-    grad_clip_norm: float = 5.0  # clip the global gradient norm to this
-    l2_weight: float = 2.5e-5  # loss += l2_weight * sum(w**2) / 2 over weight matrices, not biases
-    num_epochs: int = 100  # passes over the melodies, one random crop each (12k melodies: 9k steps)
-    max_steps: int | None = None  # stop after this many optimizer steps in total (None: no cap)
-    checkpoint_every: int = 500  # also save last + train_state every this many steps (0: never)
-    validation_fraction: float = 0.1  # for callers that split a Dataset; train_note_rnn ignores it
-    seed: int = 0  # model initialisation and the data order of every epoch
-    num_threads: int | None = None  # torch CPU threads (None: leave torch's default)
-    device: str = "cpu"  # torch device for training
+    learning_rate: float = option(
+        1e-2, help="Adam initial learning rate (measured best of 1e-3..2e-2; paper: 0.5)"
+    )
+    lr_decay_rate: float = option(0.85, help="multiply the learning rate by this ...")
+    lr_decay_steps: int = option(
+        1000, help="... every this many steps (staircase: lr0 * rate**(step // n))"
+    )
+    batch_size: int = option(128, help="sequences per step")
+    max_sequence_length: int = option(
+        192, help="input steps per sequence; longer melodies are randomly cropped"
+    )
+    skip_steps: int = option(
+        8, help="first predictions of every sequence not counted in loss and metrics"
+    )
+    grad_clip_norm: float = option(5.0, help="clip the global gradient norm to this")
+    l2_weight: float = option(
+        2.5e-5, help="loss += l2_weight * sum(w**2) / 2 over the weight matrices (not biases)"
+    )
+    num_epochs: int = option(
+        100, help="passes over the melodies, one random crop each (bundled corpus: 90 steps each)"
+    )
+    max_steps: int | None = option(
+        None, help="stop after this many optimizer steps in total; unset: no cap"
+    )
+    checkpoint_every: int = option(
+        500, help="also save last + train_state every this many steps (0: only each epoch)"
+    )
+    validation_fraction: float = option(
+        0.1, help="share of the melodies held out for validation (split by melody, by --seed)"
+    )
+    seed: int = option(0, help="model initialisation, validation split and data order")
+    num_threads: int | None = option(None, help="torch CPU threads; unset: torch's default")
+    device: str = option("cpu", help="torch device for training (cpu, cuda, cuda:1, mps)")
+
+    def __post_init__(self) -> None:
+        check_range("learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
+        check_range("lr_decay_rate", self.lr_decay_rate, 0.0, 1.0, low_open=True)
+        check_int("lr_decay_steps", self.lr_decay_steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("skip_steps", self.skip_steps, 0)
+        check_int("max_sequence_length", self.max_sequence_length, self.skip_steps + 1)
+        check_range("grad_clip_norm", self.grad_clip_norm, 0.0, math.inf, low_open=True)
+        check_range("l2_weight", self.l2_weight, 0.0, math.inf)
+        check_int("num_epochs", self.num_epochs, 1)
+        if self.max_steps is not None:
+            check_int("max_steps", self.max_steps, 1)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_range("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                    low_open=True, high_open=True)  # fmt: skip
+        check_int("seed", self.seed, 0)
+        if self.num_threads is not None:
+            check_int("num_threads", self.num_threads, 1)
+        check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -584,7 +624,10 @@ def train_note_rnn(
     t0 = time.perf_counter()
     model_config = model_config or NoteRNNConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RltunerError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
     state_path, log_path = out / "train_state.safetensors", out / "log.jsonl"
     if config.num_threads:

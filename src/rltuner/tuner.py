@@ -17,12 +17,13 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,70 +50,116 @@ from rltuner.learner import (
     linear_epsilon,
 )
 from rltuner.naturalness import bundled_reference, naturalness_stats
+from rltuner.options import check_device, check_int, check_range, option
 from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
 
-__all__ = ["TunerConfig", "RLTuner", "Rollout"]
+__all__ = ["TunerConfig", "RLTuner", "Rollout", "RESUME_OVERRIDES"]
 
 FORMAT_VERSION = 1
 PG_ALGORITHM = "kl_pg"  # rltuner.policy_gradient (PPO with a KL penalty to the Note RNN)
 
+# The settings a resumed run may change (RLTuner.load's ``config_overrides``, ``tune --resume``):
+# the length of the run and where it runs. Anything else would make a different run. ``rules``
+# must be given again (code is never loaded from a checkpoint) and must be the saved ones.
+RESUME_OVERRIDES = ("steps", "threads", "device")
+
 
 @dataclass
 class TunerConfig:
-    """Configuration of an RL tuning run. Defaults: the paper's (``docs/rules.md#algorithms``)."""
+    """Configuration of an RL tuning run. Defaults are the paper's; each field's ``help`` is its
+    ``rltuner tune --help`` text."""
 
-    algorithm: str = "q"  # q | psi | g | pure_rl | kl_pg (KL-regularised PPO; needs torch)
-    steps: int = 1_000_000  # environment steps (notes played) in total
-    reward_mode: str = (
-        "music_theory_all"  # docs/rules.md#reward-modes; g/pure_rl: music_theory_only
+    algorithm: str = option(
+        "q", help="q | psi | g | pure_rl | kl_pg (KL-regularised PPO; needs torch)"
     )
-    reward_scaler: float = (
-        2.0  # c in L + c*r_MT: the paper's c' = 0.5 (scaler 2); 0.1 = the original script
+    steps: int = option(1_000_000, help="environment steps (notes played) in total")
+    reward_mode: str = option(
+        "music_theory_all",
+        help="reward mode, see docs/rules.md; g and pure_rl always use music_theory_only",
     )
-    exploration: str = "egreedy"  # egreedy | boltzmann
-    exploration_period: int = 500_000  # steps over which epsilon anneals from 1.0
-    random_action_probability: float = 0.1  # final epsilon
-    priming: str = "random_note"  # random_note | random_midi | single_midi
-    primer: str | None = None  # MIDI file for single_midi priming
-    note_rnn: str | None = None  # Note RNN checkpoint; None = the bundled one
-    key: str = "C major"  # tonic and mode for the rules and statistics
-    num_notes: int = 32  # steps per composition (two 4/4 bars of 16ths)
-    discount: float = 0.5  # gamma
-    minibatch_size: int = 32
-    train_every: int = 5  # one minibatch update per this many environment steps
-    memory_size: int = 100_000  # replay capacity (transitions)
-    target_update_rate: float = 0.01  # eta of the soft target update
-    learning_rate: float = 1e-3  # Adam
-    clip_norm: float = 5.0  # per-tensor gradient norm clip
-    double_dqn: bool = False  # Double-DQN target (off in the original)
-    num_envs: int = 64  # compositions played in parallel
-    stochastic_observations: bool = False  # play a note sampled from the softmax
-    eval_every: int = 50_000  # steps between evaluations and checkpoints
-    eval_compositions: int = 100  # compositions sampled per evaluation
-    final_compositions: int = 1000  # compositions for the Table-1 statistics at the end
-    num_samples: int = 10  # MIDI samples written at the end
-    weights: dict[str, float] = field(default_factory=dict)  # rule weights (default all 1)
-    rules: list[str] = field(default_factory=list)  # user rules (file.py:function / entry point)
-    seed: int = 0
-    device: str = "cpu"  # cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch
-    threads: int = 0  # update threads: 1, 2, 0 = auto (2 when faster); results never change
-    save_replay: bool = True  # checkpoint the replay memory too (exact resume)
-    report: bool = True  # write report.html (HTML report with audio) at the end of the run
-    tensorboard: bool = False  # also log scalars to RUN/tensorboard/ (tensorboard --logdir RUN)
+    reward_scaler: float = option(
+        2.0, help="c in log p(a|s) + c*r_MT (the paper's 1/0.5 = 2; the original script's 0.1)"
+    )
+    exploration: str = option("egreedy", help="egreedy | boltzmann")
+    exploration_period: int = option(
+        500_000, help="steps over which epsilon anneals linearly from 1.0 to its final value"
+    )
+    random_action_probability: float = option(0.1, help="final epsilon, in [0, 1]")
+    priming: str = option(
+        "random_note",
+        help="how compositions start: random_note | random_midi | single_midi (needs --primer)",
+    )
+    primer: str | None = option(
+        None, help="MIDI file whose first melody primes every composition (--priming single_midi)"
+    )
+    note_rnn: str | None = option(
+        None, help="Note RNN checkpoint to tune (.safetensors); unset: the bundled one"
+    )
+    key: str = option("C major", help='tonic and mode of the rules and statistics, e.g. "G major"')
+    num_notes: int = option(32, help="steps (16th notes) per composition")
+    discount: float = option(0.5, help="discount factor gamma, in [0, 1)")
+    minibatch_size: int = option(32, help="transitions per minibatch update")
+    train_every: int = option(5, help="one minibatch update per this many environment steps")
+    memory_size: int = option(100_000, help="replay memory capacity (transitions)")
+    target_update_rate: float = option(
+        0.01, help="eta of the soft target update after every minibatch, in (0, 1]"
+    )
+    learning_rate: float = option(1e-3, help="Adam learning rate")
+    clip_norm: float = option(5.0, help="per-tensor gradient norm clip")
+    double_dqn: bool = option(False, help="Double-DQN target (off in the original)")
+    num_envs: int = option(64, help="compositions played in parallel")
+    stochastic_observations: bool = option(
+        False, help="play a note sampled from the softmax instead of the greedy one (egreedy)"
+    )
+    eval_every: int = option(50_000, help="steps between evaluations and checkpoints")
+    eval_compositions: int = option(100, help="compositions sampled per evaluation")
+    final_compositions: int = option(
+        1000, help="compositions sampled for the Table-1 statistics at the end"
+    )
+    num_samples: int = option(10, help="MIDI samples written at the end")
+    weights: dict[str, float] = option(
+        help="rule weights, name -> weight (default: every rule 1)", factory=dict
+    )
+    rules: list[str] = option(
+        help="user reward rules (path/to/file.py:function or an installed rule's name)",
+        factory=list,
+    )
+    seed: int = option(0, help="random seed (the same seed gives the same weights)")
+    device: str = option(
+        "cpu", help="cpu = fused numba kernels; a torch device (cuda, cuda:1, mps) = PyTorch"
+    )
+    threads: int = option(
+        0, help="update threads: 1, 2, or 0 = automatic (the results never change)"
+    )
+    save_replay: bool = option(True, help="checkpoint the replay memory too (exact resume)")
+    report: bool = option(True, help="write report.html (plots, statistics, audio) at the end")
+    tensorboard: bool = option(
+        False, help="also log the scalars to RUN/tensorboard/ (tensorboard --logdir RUN)"
+    )
     # kl_pg only (rltuner.policy_gradient): reward c*r_MT + alpha*log p - beta*(log pi - log p)
-    pg_batch: int = 256  # kl_pg: whole compositions sampled per PPO iteration
-    kl_coef: float = 5.0  # kl_pg: beta, the KL penalty per step (start value if adaptive)
-    target_kl: float = 0.0  # kl_pg: KL(pi||p) per step that beta is steered toward; 0 = fixed beta
-    kl_adapt_rate: float = 0.5  # kl_pg: beta *= 1 + rate*clip(KL/target - 1, +-0.2) per batch
-    log_p_bonus: float = 3.0  # kl_pg: alpha, weight of the Note RNN's log p(a|s) in the reward
-    pg_discount: float = 1.0  # kl_pg: gamma within a composition (1 = undiscounted)
-    gae_lambda: float = 0.95  # kl_pg: lambda of the generalised advantage estimate
-    ppo_clip: float = 0.2  # kl_pg: PPO's clip range epsilon of the probability ratio
-    ppo_epochs: int = 4  # kl_pg: passes over each batch
-    ppo_minibatches: int = 4  # kl_pg: minibatches per pass (whole compositions each)
-    pg_learning_rate: float = 2e-4  # kl_pg: Adam step size (policy and value head)
-    pg_max_grad_norm: float = 1.0  # kl_pg: global gradient-norm clip (policy, value separately)
-    value_coef: float = 0.5  # kl_pg: weight of the value loss
+    pg_batch: int = option(256, help="kl_pg: whole compositions sampled per PPO iteration")
+    kl_coef: float = option(
+        5.0, help="kl_pg: beta, the KL penalty per step (start value if adaptive)"
+    )
+    target_kl: float = option(
+        0.0, help="kl_pg: KL(pi||p) per step that beta is steered toward; 0 = fixed beta"
+    )
+    kl_adapt_rate: float = option(
+        0.5, help="kl_pg: beta *= 1 + rate*clip(KL/target - 1, +-0.2) per batch"
+    )
+    log_p_bonus: float = option(
+        3.0, help="kl_pg: alpha, weight of the Note RNN's log p(a|s) in the reward"
+    )
+    pg_discount: float = option(1.0, help="kl_pg: gamma within a composition (1 = undiscounted)")
+    gae_lambda: float = option(0.95, help="kl_pg: lambda of the generalised advantage estimate")
+    ppo_clip: float = option(0.2, help="kl_pg: PPO's clip range epsilon of the probability ratio")
+    ppo_epochs: int = option(4, help="kl_pg: passes over each batch")
+    ppo_minibatches: int = option(4, help="kl_pg: minibatches per pass (whole compositions each)")
+    pg_learning_rate: float = option(2e-4, help="kl_pg: Adam step size (policy and value head)")
+    pg_max_grad_norm: float = option(
+        1.0, help="kl_pg: global gradient-norm clip (policy, value separately)"
+    )
+    value_coef: float = option(0.5, help="kl_pg: weight of the value loss")
 
     def __post_init__(self) -> None:
         if self.algorithm not in (*ALGORITHMS, PG_ALGORITHM):
@@ -133,6 +180,11 @@ class TunerConfig:
             )
         if self.priming == "single_midi" and not self.primer:
             raise RltunerError("priming 'single_midi' needs --primer FILE.mid")
+        if self.primer and self.priming != "single_midi":
+            raise RltunerError(
+                f"--primer {self.primer} is used only with --priming single_midi "
+                f"(priming is {self.priming!r})"
+            )
         from rltuner.plugins import installed_rule_names, rule_name
 
         unknown = set(self.weights) - set(RULE_NAMES) - {rule_name(r) for r in self.rules}
@@ -150,20 +202,43 @@ class TunerConfig:
             "num_envs",
             "eval_every",
             "eval_compositions",
+            "final_compositions",
             "pg_batch",
             "ppo_epochs",
             "ppo_minibatches",
         ):
-            if int(getattr(self, name)) < 1:
-                raise RltunerError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("kl_coef", "target_kl", "kl_adapt_rate", "ppo_clip", "pg_learning_rate"):
-            if not float(getattr(self, name)) >= 0:
-                raise RltunerError(f"{name} must be at least 0, got {getattr(self, name)}")
-        if not 0 <= self.pg_discount <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise RltunerError("pg_discount and gae_lambda must lie in [0, 1]")
+            check_int(name, getattr(self, name), 1)
+        check_int("num_samples", self.num_samples, 0)
+        check_int("exploration_period", self.exploration_period, 0)
+        check_int("seed", self.seed, 0)
+        for name in ("kl_coef", "target_kl", "kl_adapt_rate", "ppo_clip", "log_p_bonus",
+                     "value_coef"):  # fmt: skip
+            check_range(name, getattr(self, name), 0.0, math.inf)
+        for name in ("pg_learning_rate", "pg_max_grad_norm"):
+            check_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
+        check_range("pg_discount", self.pg_discount, 0.0, 1.0)
+        check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
         if self.memory_size < self.minibatch_size:
-            raise RltunerError("memory_size must be at least minibatch_size")
-        Key.parse(self.key)
+            raise RltunerError(
+                f"--memory-size ({self.memory_size}) must be at least --minibatch-size "
+                f"({self.minibatch_size})"
+            )
+        check_range("discount", self.discount, 0.0, 1.0, high_open=True)
+        check_range("random_action_probability", self.random_action_probability, 0.0, 1.0)
+        check_range("target_update_rate", self.target_update_rate, 0.0, 1.0, low_open=True)
+        check_range("learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
+        check_range("clip_norm", self.clip_norm, 0.0, math.inf, low_open=True)
+        check_range("reward_scaler", self.reward_scaler, 0.0, math.inf)
+        if self.threads not in (0, 1, 2):
+            raise RltunerError(f"--threads must be 0 (automatic), 1 or 2, got {self.threads}")
+        for name, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+                raise RltunerError(f"--weight {name}={w!r}: the weight must be a finite number")
+        try:
+            Key.parse(self.key)
+        except ValueError as e:
+            raise RltunerError(f"--key: {e}") from None
+        check_device(self.device)
 
     @property
     def env_batch(self) -> int:
@@ -554,15 +629,16 @@ class RLTuner:
             raise RltunerError(
                 f"{run}: cannot write the run directory ({e.strerror or e})"
             ) from None
-        cfg_path = run / "config.json"
-        if not cfg_path.exists():
-            atomic_write_text(cfg_path, json.dumps(self.config.to_dict(), indent=2) + "\n")
-        toml_path = run / "config.toml"  # `rltuner tune --config RUN/config.toml` repeats the run
-        if not toml_path.exists():
-            import tomli_w
+        # the configuration as it runs now: a resume with a new --steps updates it, so that
+        # `rltuner tune --config RUN/config.toml` repeats the run as it was finished
+        import tomli_w
 
-            d = {k: v for k, v in self.config.to_dict().items() if v is not None}
-            atomic_write_text(toml_path, tomli_w.dumps(d))
+        d = self.config.to_dict()
+        text_json = json.dumps(d, indent=2) + "\n"
+        text_toml = tomli_w.dumps({k: v for k, v in d.items() if v is not None})
+        for path, text in ((run / "config.json", text_json), (run / "config.toml", text_toml)):
+            if not path.exists() or path.read_text() != text:
+                atomic_write_text(path, text)
 
     def _append_log(self, run: Path, row: dict[str, float]) -> None:
         with open(run / "metrics.jsonl", "a") as f:
@@ -712,16 +788,33 @@ class RLTuner:
         if meta.get("kind") != "rltuner_run":
             raise RltunerError(f"{path}: not an rltuner run checkpoint")
         cfg_dict = dict(meta["config"])
+        overrides = dict(config_overrides or {})
+        refused = sorted(set(overrides) - set(RESUME_OVERRIDES) - {"rules"})
+        if refused:
+            raise RltunerError(
+                f"{run}: a resumed run keeps its configuration; {', '.join(refused)} cannot be "
+                f"changed (only {', '.join(RESUME_OVERRIDES)}); start a new run instead"
+            )
         # user rules run code, so they are never taken from a checkpoint: the caller names them
         saved_rules = list(cfg_dict.pop("rules", []))
-        cfg_dict.update(config_overrides or {})
-        given = list(cfg_dict.get("rules", []))
+        given = list(overrides.pop("rules", []))
         if saved_rules and not given:
             raise RltunerError(
                 f"{run}: this run used user rules ({', '.join(saved_rules)}); rules are never "
                 "loaded from a checkpoint, so pass them again: "
                 + " ".join(f"--rule {r}" for r in saved_rules)
             )
+        if given != saved_rules:
+            raise RltunerError(
+                f"{run}: the run's user rules are [{', '.join(saved_rules)}], not "
+                f"[{', '.join(given)}]; a resumed run keeps its rules"
+            )
+        if "steps" in overrides and int(overrides["steps"]) < int(meta["step"]):
+            raise RltunerError(
+                f"{run}: --steps {overrides['steps']:,} is below the run's step "
+                f"{int(meta['step']):,}; a run cannot be shortened"
+            )
+        cfg_dict.update(overrides, rules=given)
         tuner = cls(TunerConfig.from_dict(cfg_dict))
         sub = lambda p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)}  # noqa: E731
         tuner.learner.load_state_dict(sub("learner/"))
