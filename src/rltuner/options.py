@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rltuner.errors import RltunerError
+from rltuner.errors import RltunerError, missing_torch
 
 __all__ = ["option", "field_help", "check_int", "check_range", "check_device"]
 
@@ -76,9 +76,7 @@ def check_device(device: str) -> None:
     try:
         import torch
     except ImportError:
-        raise RltunerError(
-            f"--device {device} needs PyTorch, which is not installed (the default cpu does not)"
-        ) from None
+        raise missing_torch(f"--device {device}") from None
     try:
         d = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
