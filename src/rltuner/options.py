@@ -69,16 +69,16 @@ def check_range(name: str, value: Any, low: float, high: float, *, low_open: boo
 
 
 def check_device(device: str) -> None:
-    """``cpu`` or a torch device this machine has (``cuda``, ``cuda:1``, ``mps``). Imports torch
-    only for a non-``cpu`` device."""
+    """``cpu`` or a torch device this machine has (``cuda``, ``cuda:1``, ``mps``, ``torch:cpu``).
+    Imports torch only for a non-``cpu`` device."""
     if device == "cpu":
         return
     try:
         import torch
     except ImportError:
         raise missing_torch(f"--device {device}") from None
-    try:
-        d = torch.device(device)
+    try:  # "torch:cpu" is the torch path on the CPU (tests, and a check of the CUDA maths)
+        d = torch.device(device.removeprefix("torch:"))
     except (RuntimeError, ValueError, TypeError):
         raise RltunerError(
             f"--device {device!r} is not a device; use cpu, cuda, cuda:N or mps"
