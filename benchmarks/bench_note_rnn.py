@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rltuner.generate import sample_melodies
+from rltuner.network import Network
 from rltuner.note_rnn import NoteRNN, NoteRNNConfig, TrainConfig, _epoch_windows, _train_step
+from rltuner.policy import Policy
 
 SCALE = np.array([2, 4, 6, 7, 9, 11, 13, 14, 16, 18, 19, 21, 23, 25, 26, 28, 30, 31, 33, 35, 37])
 
@@ -50,12 +51,13 @@ def time_training(sizes: tuple[int, ...], batches: list[list[np.ndarray]], repea
 
 
 def time_sampling(model: NoteRNN, batch: int, length: int, repeats: int) -> float:
-    """Melodies per second."""
-    gen = torch.Generator().manual_seed(0)
-    sample_melodies(model, batch, length, generator=gen)
+    """Melodies per second with the one sampler (rltuner.policy, numba forward pass)."""
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    policy = Policy(Network.from_state_dict(sd, model.config.layer_sizes))
+    policy.sample(batch, length, seed=0)
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        sample_melodies(model, batch, length, generator=gen)
+    for i in range(repeats):
+        policy.sample(batch, length, seed=i)
     return batch * repeats / (time.perf_counter() - t0)
 
 

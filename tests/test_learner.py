@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from rltuner.env import Network
 from rltuner.learner import (
     Learner,
     LearnerHyper,
     ReplayMemory,
-    action_scores,
     bootstrap_value,
     linear_epsilon,
 )
 from rltuner.lstm_kernels import NetLayout
+from rltuner.network import Network
+from rltuner.policy import action_scores
 
 
 def _q():
@@ -171,3 +171,79 @@ def test_egreedy_reports_which_rows_explored():
     assert (actions[explored] == 7).any()  # ~1/38 of the random draws equal the argmax
     again = Learner.choose_egreedy(scores, np.random.default_rng(1), 0.5)[0]
     np.testing.assert_array_equal(actions, again)
+
+
+# ------------------------------------------------------------------ one source of V(s')
+_CASES = [("q", False), ("pure_rl", False), ("psi", False), ("g", False), ("q", True),
+          ("pure_rl", True), ("psi", True), ("g", True)]  # fmt: skip
+
+
+def _values(seed=0, b=9):
+    rng = np.random.default_rng(seed)
+    qn, rl, qo = (rng.normal(0, 2, (b, 38)).astype(np.float32) for _ in range(3))
+    return qn, rl, qo
+
+
+@pytest.mark.parametrize(("algorithm", "double_dqn"), _CASES)
+def test_numba_bootstrap_kernel_matches_the_reference(algorithm, double_dqn):
+    from rltuner.lstm_kernels import ALGO_CODES, _bootstrap
+
+    qn, rl, qo = _values()
+    out = np.zeros(qn.shape[0])
+    _bootstrap(ALGO_CODES[algorithm], qn, rl, out, qo, double_dqn)
+    ref = bootstrap_value(algorithm, qn, rl, qo if double_dqn and algorithm != "psi" else None)
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    if double_dqn and algorithm in ("q", "pure_rl"):  # the argmax of the online network
+        assert not np.allclose(out, qn.max(axis=1))
+
+
+@pytest.mark.parametrize(("algorithm", "double_dqn"), _CASES)
+def test_torch_bootstrap_matches_the_reference(algorithm, double_dqn):
+    torch = pytest.importorskip("torch")
+    from rltuner.torch_backend import torch_bootstrap
+
+    qn, rl, qo = _values(1)
+    online = torch.tensor(qo) if double_dqn and algorithm != "psi" else None
+    v = torch_bootstrap(algorithm, torch.tensor(qn), torch.tensor(rl), online)
+    ref = bootstrap_value(algorithm, qn, rl, qo if double_dqn and algorithm != "psi" else None)
+    np.testing.assert_allclose(v.numpy(), ref, rtol=1e-5)
+
+
+def _update_problem(device: str, algorithm: str, double_dqn: bool):
+    rng = np.random.default_rng(4)
+    lay = NetLayout((8,))
+    q = Network(lay, (rng.normal(0, 0.5, lay.num_params)).astype(np.float32), device)
+    reward = Network(lay, (rng.normal(0, 0.5, lay.num_params)).astype(np.float32), device)
+    hyper = LearnerHyper(algorithm=algorithm, discount=0.7, double_dqn=double_dqn)
+    learner = Learner(q, reward, hyper, threads=1)
+    # a target network that differs from the online one (else Double DQN equals plain max)
+    learner.target.theta[...] += rng.normal(0, 0.3, lay.num_params).astype(np.float32)
+    learner.target.sync()
+    s = lay.state_size
+    mem = ReplayMemory(64, s, algorithm == "g", 4, np.zeros((1, s), np.float32))
+    for _ in range(12):
+        mem.add(rng.integers(0, 38, 4).astype(np.int8), np.full(4, -1, np.int32),
+                rng.integers(0, 38, 4).astype(np.int8), rng.normal(0, 1, 4).astype(np.float32),
+                rng.normal(0, 0.5, (4, s)).astype(np.float32),
+                rng.normal(0, 0.5, (4, s)).astype(np.float32))  # fmt: skip
+    return learner, mem, mem.sample_indices(rng, 1, 16)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch:cpu"])
+@pytest.mark.parametrize(("algorithm", "double_dqn"), _CASES)
+def test_update_targets_are_the_reference_bootstrap(device, algorithm, double_dqn):
+    """The mean target y = r + γ V(s') of a real update (fused numba kernel, or the torch path
+    of --device cuda) equals the one built from bootstrap_value and Network.step."""
+    if device != "cpu":
+        pytest.importorskip("torch")
+    learner, mem, idx = _update_problem(device, algorithm, double_dqn)
+    rows = idx[0]
+    act = mem.action[rows].astype(np.int64)
+    nst = mem.next_q_state[rows]
+    cpu = lambda net: Network(net.layout, net.theta.copy())  # noqa: E731 -- numba reference
+    qn = cpu(learner.target).step(act, nst)[0]
+    rl = cpu(learner.reward_rnn).step(act, mem.next_r_state[rows] if algorithm == "g" else nst)[0]
+    qo = cpu(learner.q).step(act, nst)[0] if double_dqn and algorithm != "psi" else None
+    y = mem.reward[rows] + 0.7 * bootstrap_value(algorithm, qn, rl, qo)
+    stats = learner.update(mem, idx)
+    assert stats.target[0] == pytest.approx(float(y.mean()), rel=1e-5, abs=1e-5)

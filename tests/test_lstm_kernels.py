@@ -202,9 +202,8 @@ def test_forward_kernel_matches_torch_two_layers():
     obs = rng.integers(0, 38, 6)
     state = rng.standard_normal((6, lay.state_size)).astype(np.float32)
     new, q = np.empty_like(state), np.empty((6, 38), np.float32)
-    gates, tc = np.empty(6 * 4 * 13, np.float32), np.empty(6 * 13, np.float32)
-    z = np.empty(6 * 36, np.float32)
-    forward(theta, lay.lmeta, lay.ometa, obs, state, new, gates, tc, q, z)
+    z, zx = np.empty(6 * 36, np.float32), np.empty(6 * 36, np.float32)
+    forward(theta, lay.lmeta, lay.ometa, obs, state, new, q, z, zx)
     ref = _torch_forward(torch.tensor(theta), lay, torch.tensor(obs), torch.tensor(state))
     np.testing.assert_allclose(q, ref.numpy(), atol=3e-6)
 

@@ -160,9 +160,9 @@ def test_tuning_raises_music_theory_reward_with_bounded_kl(trained_tiny_note_rnn
     cfg = _cfg(trained_tiny_note_rnn, steps=60 * 64 * 32, pg_batch=64, eval_every=10**9,
                kl_coef=3.0, log_p_bonus=0.0)  # fmt: skip
     tuner = RLTuner(cfg)
-    before = tuner.rollout(1000, np.random.default_rng(5), network=tuner.reward_rnn)
+    before = tuner.rollout(1000, 5, network=tuner.reward_rnn)
     tuner.train(None, progress=False)
-    after = tuner.rollout(1000, np.random.default_rng(5))
+    after = tuner.rollout(1000, 5)
     model = EvalModel("t", tuner.note_rnn_path, tuner.learner.q, "kl_pg", tuner.reward_rnn)
     ev, _ = evaluate_model(model, 1000, seed=1, workers=1)
     print(before.music_theory.mean(), after.music_theory.mean(), ev.extra["kl_to_note_rnn"])

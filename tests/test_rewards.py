@@ -554,3 +554,25 @@ def test_autocorrelation_bit_equal_to_numpy(seq):
         with np.errstate(all="ignore"):
             want = (x[k:] * x[: max(n - k, 0)]).sum() / float(n) / np.var(arr)
         assert same(g, want), (seq, k, g, want)
+
+
+def test_compiled_rules_use_the_named_constants():
+    """The kernel's reward values come from the module's named constants (which the reference
+    reads too): no reward literal is hidden in the compiled rule code."""
+    import ast
+    import inspect
+
+    from rltuner import rewards
+
+    for fn in (rewards._eval_one, rewards._interval_reward, rewards._composition_counts_kernel):
+        tree = ast.parse(inspect.getsource(fn.py_func))
+        floats = {
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, float)
+        }
+        assert floats <= {0.0, 2.0, 5.0, 9.0}, (fn.__name__, floats)  # 2/5/9: interval sizes
+    table = dict(rewards._INTERVAL_TABLE)
+    for code, r in table.items():
+        assert rewards.interval_reward(code) == r * rewards._INTERVAL_SCALER
+    assert rewards.interval_reward(13.0) == rewards._OCTAVE_JUMP_REWARD * rewards._INTERVAL_SCALER

@@ -90,9 +90,9 @@ def test_tuning_raises_music_theory_reward(trained_tiny_note_rnn, algorithm):
         num_envs=32,
     )
     tuner = RLTuner(cfg)
-    before = tuner.rollout(300, np.random.default_rng(5), network=tuner.reward_rnn)
+    before = tuner.rollout(300, 5, network=tuner.reward_rnn)
     tuner.train(None, progress=False)
-    after = tuner.rollout(300, np.random.default_rng(5))
+    after = tuner.rollout(300, 5)
     assert after.music_theory.mean() > before.music_theory.mean() + 15
 
 
@@ -103,6 +103,11 @@ def test_boltzmann_and_stochastic_observations_run(tiny_note_rnn):
         # the replay holds the notes actually played: each stored action is the next obs
         mem = t._memory
         assert mem.size == 800
+        rows = np.arange(mem.size - mem.stride)  # row i + stride: the same composition, next step
+        nxt = rows + mem.stride
+        same = mem.prime[nxt] < 0  # not the first step of a new composition
+        assert same.sum() > 600
+        np.testing.assert_array_equal(mem.action[rows[same]], mem.obs[nxt[same]])
 
 
 def test_bad_config_is_a_clear_error(tiny_note_rnn):

@@ -1,4 +1,4 @@
-"""Batched composition environment and the numpy/numba LSTM networks it runs.
+"""Batched composition environment: state, step, reward, priming.
 
 The decision problem and the priming modes: ``docs/rules.md#compositions-and-priming``.
 
@@ -14,16 +14,15 @@ costs ~220 MB of resident memory and ~3 µs per op).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from rltuner.checkpoint import load_arrays
 from rltuner.encoding import NUM_CLASSES
 from rltuner.errors import RltunerError
-from rltuner.lstm_kernels import NetLayout, forward
+
+# re-exported: the networks moved to rltuner.network
+from rltuner.network import Network, load_network, log_softmax, softmax_sample
 from rltuner.plugins import UserRule, builtin_weights, evaluate_user_rules
 from rltuner.rewards import (
     LeapState,
@@ -40,144 +39,13 @@ __all__ = [
     "Priming",
     "CompositionEnv",
     "StepOutcome",
+    "music_theory_rewards",
     "log_softmax",
     "softmax_sample",
     "PRIMING_MODES",
 ]
 
 PRIMING_MODES = ("random_note", "random_midi", "single_midi")
-
-
-@dataclass
-class Network:
-    """An LSTM network in the flat layout of :mod:`rltuner.lstm_kernels`."""
-
-    layout: NetLayout
-    theta: np.ndarray  # (num_params,) float32
-    device: str = "cpu"  # "cpu": numba kernels; a torch device ("cuda", "torch:cpu"): torch
-
-    def __post_init__(self) -> None:
-        self._stepper = None
-        if self.device != "cpu":
-            from rltuner.torch_backend import TorchStepper
-
-            self._stepper = TorchStepper(self.layout, self.theta, torch_device(self.device))
-
-    def copy(self) -> Network:
-        return Network(self.layout, self.theta.copy(), self.device)
-
-    def to(self, device: str) -> Network:
-        """A network with the same parameters that runs on ``device``."""
-        return Network(self.layout, self.theta.copy(), device)
-
-    def sync(self) -> None:
-        """Push ``theta`` (changed in numpy, e.g. by loading a checkpoint) to the device."""
-        if self._stepper is not None:
-            self._stepper.refresh()
-
-    def zero_state(self, batch: int) -> np.ndarray:
-        return np.zeros((batch, self.layout.state_size), dtype=np.float32)
-
-    def step(self, obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step for a batch: ``obs (B,)`` int, ``state (B, S)`` -> ``(logits (B, 38),
-        new_state (B, S))``."""
-        if self._stepper is not None:
-            return self._stepper.step(obs, state)
-        b = obs.shape[0]
-        new_state = np.empty_like(state)
-        out = np.empty((b, NUM_CLASSES), dtype=np.float32)
-        lay = self.layout
-        gates = np.empty(b * 4 * sum(lay.layer_sizes), dtype=np.float32)
-        tanh_c = np.empty(b * sum(lay.layer_sizes), dtype=np.float32)
-        forward(
-            self.theta,
-            lay.lmeta,
-            lay.ometa,
-            np.ascontiguousarray(obs, dtype=np.int64),
-            np.ascontiguousarray(state),
-            new_state,
-            gates,
-            tanh_c,
-            out,
-            np.empty(b * 4 * max(lay.layer_sizes), dtype=np.float32),
-        )
-        return out, new_state
-
-    def to_state_dict(self) -> dict[str, np.ndarray]:
-        """Arrays named as :class:`rltuner.note_rnn.NoteRNN`'s ``state_dict``."""
-        layers, w_out, b_out = self.layout.unpack(self.theta)
-        d: dict[str, np.ndarray] = {}
-        for l, (w_ih, w_hh, b) in enumerate(layers):
-            d[f"lstms.{l}.weight_ih_l0"] = w_ih
-            d[f"lstms.{l}.weight_hh_l0"] = w_hh
-            d[f"lstms.{l}.bias_ih_l0"] = b
-            d[f"lstms.{l}.bias_hh_l0"] = np.zeros_like(b)
-        d["output.weight"] = w_out
-        d["output.bias"] = b_out
-        return d
-
-    @classmethod
-    def from_state_dict(
-        cls, arrays: dict[str, np.ndarray], layer_sizes: tuple[int, ...], source: str = "checkpoint"
-    ) -> Network:
-        layout = NetLayout(tuple(int(h) for h in layer_sizes))
-        layers = []
-        try:
-            for l in range(len(layout.layer_sizes)):
-                p = f"lstms.{l}."
-                layers.append(
-                    (
-                        arrays[p + "weight_ih_l0"],
-                        arrays[p + "weight_hh_l0"],
-                        arrays[p + "bias_ih_l0"] + arrays[p + "bias_hh_l0"],
-                    )
-                )
-            theta = layout.pack(layers, arrays["output.weight"], arrays["output.bias"])
-        except (KeyError, ValueError) as e:
-            raise RltunerError(
-                f"{source}: architecture mismatch: its tensors do not fit layer sizes "
-                f"{list(layout.layer_sizes)} ({type(e).__name__}: {e})"
-            ) from None
-        return cls(layout, theta)
-
-
-def torch_device(device: str) -> str:
-    """``"torch:cpu"`` -> ``"cpu"`` (the torch path on the CPU, for tests); others unchanged."""
-    return device.split(":", 1)[1] if device.startswith("torch:") else device
-
-
-def load_network(path: str | Path) -> tuple[Network, dict]:
-    """Load a Note RNN checkpoint (``rltuner note-rnn train`` output) without torch."""
-    arrays, meta = load_arrays(path, what="Note RNN checkpoint")
-    if meta.get("kind") != "note_rnn":
-        raise RltunerError(f"{path}: not a Note RNN checkpoint (kind is {meta.get('kind')!r})")
-    cfg = meta.get("config", {})
-    if int(cfg.get("num_classes", NUM_CLASSES)) != NUM_CLASSES:
-        raise RltunerError(f"{path}: model has {cfg.get('num_classes')} classes, expected 38")
-    sizes = tuple(cfg.get("layer_sizes", ()))
-    if not sizes:
-        raise RltunerError(f"{path}: checkpoint metadata lacks the layer sizes")
-    return Network.from_state_dict(arrays, sizes, source=str(path)), meta
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64, ``(B, 38)``."""
-    x = logits.astype(np.float64)
-    m = x.max(axis=1, keepdims=True)
-    return x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
-
-
-def softmax_sample(
-    logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0
-) -> np.ndarray:
-    """One class per row drawn from ``softmax(logits / temperature)`` (inverse CDF)."""
-    x = logits.astype(np.float64) / temperature
-    x -= x.max(axis=1, keepdims=True)
-    p = np.exp(x)
-    c = np.cumsum(p, axis=1)
-    u = rng.random(x.shape[0]) * c[:, -1]
-    out = (c < u[:, None]).sum(axis=1)
-    return np.minimum(out, NUM_CLASSES - 1)
 
 
 class Priming:
@@ -262,6 +130,52 @@ def prime_states(
         states[s : s + len(chunk)] = st
         notes[s : s + len(chunk)] = last.argmax(axis=1)
     return states, notes
+
+
+def _weighted_music_theory(values, weights_vec, user_rules, user_weights, compositions, beat,
+                           action, tables):  # fmt: skip
+    """Weighted r_MT of one step ``(B,)``, the user rules' unweighted values ``(B, R)`` (or
+    ``None``) and their weighted sum (or ``None``); user rules see the compositions as before
+    the action, like the built-in rules."""
+    music = values @ weights_vec
+    if not user_rules:
+        return music, None, None
+    user_values = evaluate_user_rules(user_rules, compositions, beat, action, tables.key)
+    extra = user_values @ user_weights
+    return music + extra, user_values, extra
+
+
+def music_theory_rewards(
+    compositions: np.ndarray,
+    first_obs: np.ndarray,
+    tables: RuleTables,
+    weights: dict[str, float] | None = None,
+    user_rules: Sequence[UserRule] = (),
+) -> np.ndarray:
+    """Weighted r_MT ``(M, N)`` float64 of every step of finished compositions ``(M, N)``,
+    scored as :meth:`CompositionEnv.step` scores them while they are played: step ``t`` sees
+    the first ``t`` notes, the leap state so far and the previous observation (``first_obs
+    (M,)``, the priming note, at ``t = 0``)."""
+    comps = np.ascontiguousarray(compositions, dtype=np.int8)
+    m, n = comps.shape
+    weights_vec = weights_vector(builtin_weights(weights))
+    rules = list(user_rules)
+    user_weights = np.array([r.weight for r in rules], dtype=np.float64)
+    out = np.zeros((m, n))
+    leap = LeapState.initial(m)
+    ev = StepEvaluation.empty(m)
+    obs = np.asarray(first_obs, dtype=np.int64).copy()
+    so_far = np.zeros_like(comps)  # as the env holds them: notes not yet played are 0
+    for t in range(n):
+        beat = np.full(m, t, dtype=np.int64)
+        action = comps[:, t].astype(np.int64)
+        evaluate_step_into(so_far, beat, action, leap, tables, obs, ev, leap)
+        out[:, t] = _weighted_music_theory(
+            ev.values, weights_vec, rules, user_weights, so_far, beat, action, tables
+        )[0]
+        so_far[:, t] = comps[:, t]
+        obs = action
+    return out
 
 
 class StepOutcome(NamedTuple):
@@ -412,16 +326,12 @@ class CompositionEnv:
         reward = combine_reward(
             self.reward_mode, log_p, values, self.reward_scaler, self.weights_vec
         )
-        music = values @ self.weights_vec
-        user_values = None
-        if self.user_rules:  # compositions as before the action, like the built-in rules
-            user_values = evaluate_user_rules(
-                self.user_rules, self.compositions, self.beat, action, self.tables.key
-            )
-            extra = user_values @ self.user_weights
-            music = music + extra
-            if self.reward_mode in ("music_theory_all", "music_theory_only"):
-                reward = reward + self.reward_scaler * extra
+        music, user_values, extra = _weighted_music_theory(
+            values, self.weights_vec, self.user_rules, self.user_weights,
+            self.compositions, self.beat, action, self.tables,
+        )  # fmt: skip
+        if extra is not None and self.reward_mode in ("music_theory_all", "music_theory_only"):
+            reward = reward + self.reward_scaler * extra
         rows = np.arange(self.batch_size)
         self.compositions[rows, self.beat] = action
         self.beat += 1

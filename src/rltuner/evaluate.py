@@ -10,12 +10,12 @@ The *Reward RNN* scores the sampled notes: the base Note RNN a tuned model was t
 (its metadata ``training.base_note_rnn``; the bundled model when that file is gone), or the
 model itself for an untuned Note RNN (so its KL is exactly 0).
 
-Sampling is batched (one chunk of compositions advances together) with the compiled LSTM step
-:func:`rltuner.lstm_kernels.forward`; softmax, sampling, ``log p`` and KL of a step are one
-compiled pass plus one vectorised ``exp``. Every model sees the same random numbers for the
-same seed (common random numbers: differences between models are not sampling noise in the
-priming notes), and chunk ``i`` always uses seed ``(seed, i)``, so results do not depend on
-the chunk order.
+Sampling is the one sampler of :mod:`rltuner.policy` (the same that ``rltuner generate``, the
+report and the tuner use): batched chunks on the numba forward pass, softmax, sampling,
+``log p`` and KL of a step in one compiled pass plus one vectorised ``exp``. Every model sees
+the same random numbers for the same seed (common random numbers: differences between models
+are not sampling noise in the priming notes), and chunk ``i`` always uses seed ``(seed, i)``,
+so results do not depend on the chunk order or the number of threads.
 
 Statistics per model: the Table-1 rows of :mod:`rltuner.metrics` (with binomial standard
 errors) and
@@ -49,14 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numba as nb
 import numpy as np
 
 from rltuner.checkpoint import atomic_write_text
 from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, NUM_CLASSES, Key
-from rltuner.env import Network, load_network
 from rltuner.errors import RltunerError
-from rltuner.lstm_kernels import fsigmoid, ftanh, single_threaded_blas
 from rltuner.metrics import INTERVAL_NAMES, TABLE1_ROWS, CompositionStats, composition_stats
 from rltuner.naturalness import (
     bundled_reference,
@@ -65,6 +62,8 @@ from rltuner.naturalness import (
     pitch_class_histogram,
     total_variation,
 )
+from rltuner.network import Network, bundled_note_rnn_path
+from rltuner.policy import Policy, default_workers, load_policy, sample
 
 __all__ = [
     "EvalModel",
@@ -191,13 +190,6 @@ INTERVAL_LABELS = {
 PERCENT_ROWS = frozenset(r for r in TABLE1_ROWS if not r.startswith("Mean autocorrelation"))
 
 
-def bundled_note_rnn_path() -> Path:
-    """``rltuner/data/note_rnn.safetensors`` (may be missing in a development checkout)."""
-    from importlib.resources import files
-
-    return Path(str(files("rltuner") / "data" / "note_rnn.safetensors"))
-
-
 # ------------------------------------------------------------------------------ models
 @dataclass
 class EvalModel:
@@ -220,6 +212,11 @@ class EvalModel:
         return ALGORITHM_LABELS.get(self.algorithm, self.algorithm)
 
     @property
+    def policy(self) -> Policy:
+        """The policy this model samples with (:mod:`rltuner.policy`)."""
+        return Policy(self.network, self.algorithm, self.reward_rnn)
+
+    @property
     def base(self) -> EvalModel:
         """The untuned Note RNN this model was tuned from (itself for a Note RNN)."""
         if self.reward_rnn is None:
@@ -236,54 +233,21 @@ def _default_name(path: Path) -> str:
     return path.stem
 
 
-def _resolve_path(spec: str) -> Path:
-    if spec == "bundled":
-        path = bundled_note_rnn_path()
-        if not path.exists():
-            raise RltunerError(f"{path}: the bundled Note RNN is missing; pass a checkpoint path")
-        return path
-    p = Path(spec)
-    if p.is_dir():
-        for name in ("tuned.safetensors", "best.safetensors", "last.safetensors"):
-            if (p / name).exists():
-                return p / name
-        raise RltunerError(f"{p}: folder holds no model (tuned/best/last .safetensors)")
-    if not p.exists():
-        raise RltunerError(f"{p}: no such model file or run directory")
-    return p
-
-
-def load_model(spec: str | os.PathLike, name: str | None = None) -> EvalModel:
+def load_model(
+    spec: str | os.PathLike, name: str | None = None, note_rnn: str | os.PathLike | None = None
+) -> EvalModel:
     """Load ``spec``: a checkpoint path, a run directory, ``"bundled"``, or ``"NAME=PATH"``
-    (``NAME`` labels the model in tables). A tuned model's Reward RNN is its metadata's
-    ``training.base_note_rnn``, or the bundled Note RNN when that file no longer exists."""
+    (``NAME`` labels the model in tables), with its prior as :func:`rltuner.policy.load_policy`
+    finds it (``note_rnn``: a Note RNN file to use as the prior)."""
     spec = str(spec)
     if name is None and "=" in spec and not Path(spec).exists():
         name, spec = spec.split("=", 1)
-    path = _resolve_path(spec)
-    network, meta = load_network(path)
-    training = meta.get("training") or {}
-    tuner_cfg = training.get("tuner_config") or {}
+    loaded = load_policy(spec, note_rnn=note_rnn)
+    path = loaded.path
     display = name or ("bundled Note RNN" if spec == "bundled" else _default_name(path))
-    if not tuner_cfg:
-        return EvalModel(display, path, network, "note_rnn", None, None, meta)
-    algorithm = str(tuner_cfg.get("algorithm", "q"))
-    if algorithm not in ALGORITHM_LABELS:
-        raise RltunerError(f"{path}: unknown tuning algorithm {algorithm!r} in its metadata")
-    candidates = [training.get("base_note_rnn"), tuner_cfg.get("note_rnn"), None]
-    base_path = None
-    for c in candidates:
-        p = Path(c) if c else bundled_note_rnn_path()
-        if p.exists():
-            base_path = p
-            break
-    if base_path is None:
-        raise RltunerError(
-            f"{path}: its base Note RNN {training.get('base_note_rnn')!r} is missing and so is "
-            "the bundled one; the Reward RNN cannot be loaded"
-        )
-    reward_rnn, _ = load_network(base_path)
-    return EvalModel(display, path, network, algorithm, reward_rnn, base_path, meta)
+    pol = loaded.policy
+    return EvalModel(display, path, pol.network, pol.algorithm, pol.prior, loaded.prior_path,
+                     loaded.meta)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ sampling
@@ -299,174 +263,6 @@ class EvalRollout(NamedTuple):
     kl: np.ndarray
 
 
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def _centre(q, rl, mode, x):
-    """``x[0] = scores − row max`` (scores = q, or q + rl for G = mode 2); for mode > 0 also
-    ``x[1] = rl − row max``."""
-    b = q.shape[0]
-    for j in range(b):
-        m = np.float32(-np.inf)
-        for a in range(NUM_CLASSES):
-            v = q[j, a] + rl[j, a] if mode == 2 else q[j, a]
-            x[0, j, a] = v
-            m = max(m, v)
-        for a in range(NUM_CLASSES):
-            x[0, j, a] -= m
-        if mode > 0:
-            m = np.float32(-np.inf)
-            for a in range(NUM_CLASSES):
-                m = max(m, rl[j, a])
-            for a in range(NUM_CLASSES):
-                x[1, j, a] = rl[j, a] - m
-
-
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _sample_step(x, e, mode, u, obs, log_p, kl):
-    """Draw ``obs[j]`` from ``softmax(x[0, j])`` by inverse CDF with ``u[j]`` (``e = exp(x)``);
-    write its Reward-RNN ``log_p[j]`` and ``kl[j] = Σ π (log π − log p)``."""
-    b = x.shape[1]
-    for j in range(b):
-        s = 0.0
-        for a in range(NUM_CLASSES):
-            s += e[0, j, a]
-        target = u[j] * s
-        c = 0.0
-        pick = NUM_CLASSES - 1
-        for a in range(NUM_CLASSES):
-            c += e[0, j, a]
-            if c >= target:
-                pick = a
-                break
-        obs[j] = pick
-        log_s = math.log(s)
-        if mode == 0:
-            log_p[j] = x[0, j, pick] - log_s
-            kl[j] = 0.0
-            continue
-        sr = 0.0
-        for a in range(NUM_CLASSES):
-            sr += e[1, j, a]
-        log_sr = math.log(sr)
-        log_p[j] = x[1, j, pick] - log_sr
-        d = 0.0
-        for a in range(NUM_CLASSES):
-            d += e[0, j, a] * ((x[0, j, a] - log_s) - (x[1, j, a] - log_sr))
-        kl[j] = max(d / s, 0.0)
-
-
-def _inference_theta(net: Network) -> np.ndarray:
-    """``theta`` with every layer's g-gate columns (kernel and bias) doubled, so that one
-    sigmoid pass over all gates gives ``tanh(x) = 2·σ(2x) − 1`` for the g gate."""
-    theta = net.theta.copy()
-    for inp, h, owx, _, ob, _ in net.layout.lmeta:
-        g4 = 4 * h
-        kernel = theta[owx:ob].reshape(inp + h, g4)
-        kernel[:, 2 * h : 3 * h] *= 2.0
-        theta[ob + 2 * h : ob + 3 * h] *= 2.0
-    return theta
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def _lstm_infer(theta2, lmeta, ometa, obs, hbuf, cbuf, z, zx, out):
-    """One inference step of a batch (no activations kept for a backward pass).
-
-    ``theta2`` from :func:`_inference_theta`; per layer the hidden and cell states are the
-    contiguous blocks ``hbuf[off*B:(off+H)*B]`` / ``cbuf[...]`` (``off`` = units of the layers
-    before), updated in place; ``z``/``zx`` are scratch of at least ``B * 4 * max H``; ``out
-    (B, 38)`` gets the logits. Whole-batch flat loops vectorise (per-row slicing did not)."""
-    bm = obs.shape[0]
-    off = 0
-    for l in range(lmeta.shape[0]):
-        inp, h, owx, owh, ob, so = lmeta[l]
-        g4 = 4 * h
-        hl = hbuf[off * bm : (off + h) * bm].reshape((bm, h))
-        cl = cbuf[off * bm : (off + h) * bm].reshape((bm, h))
-        zl = z[: bm * g4].reshape((bm, g4))
-        np.dot(hl, theta2[owh : owh + h * g4].reshape((h, g4)), zl)
-        if l == 0:
-            for j in range(bm):
-                r = owx + obs[j] * g4
-                for k in range(g4):
-                    zl[j, k] += theta2[r + k] + theta2[ob + k]
-        else:
-            xin = hbuf[(off - inp) * bm : off * bm].reshape((bm, inp))
-            zxl = zx[: bm * g4].reshape((bm, g4))
-            np.dot(xin, theta2[owx : owx + inp * g4].reshape((inp, g4)), zxl)
-            for j in range(bm):
-                for k in range(g4):
-                    zl[j, k] += zxl[j, k] + theta2[ob + k]
-        for j in range(bm):
-            for k in range(g4):
-                zl[j, k] = fsigmoid(zl[j, k])
-        for j in range(bm):
-            for k in range(h):
-                g = np.float32(2.0) * zl[j, 2 * h + k] - np.float32(1.0)
-                cl[j, k] = zl[j, h + k] * cl[j, k] + zl[j, k] * g
-        for j in range(bm):
-            for k in range(h):
-                hl[j, k] = zl[j, 3 * h + k] * ftanh(cl[j, k])
-        off += h
-    owo, obo, hlast = ometa[0], ometa[1], ometa[2]
-    top = hbuf[(off - hlast) * bm : off * bm].reshape((bm, hlast))
-    np.dot(top, theta2[owo : owo + hlast * NUM_CLASSES].reshape((hlast, NUM_CLASSES)), out)
-    for j in range(bm):
-        for a in range(NUM_CLASSES):
-            out[j, a] += theta2[obo + a]
-
-
-class _Stepper:
-    """One network advancing a batch from the zero state (buffers allocated once)."""
-
-    def __init__(self, net: Network, batch: int, theta2: np.ndarray | None = None) -> None:
-        lay = net.layout
-        units = sum(lay.layer_sizes)
-        self.theta2 = theta2 if theta2 is not None else _inference_theta(net)
-        self.lmeta, self.ometa = lay.lmeta, lay.ometa
-        self.hbuf = np.zeros(batch * units, dtype=np.float32)
-        self.cbuf = np.zeros(batch * units, dtype=np.float32)
-        self.z = np.empty(batch * 4 * max(lay.layer_sizes), dtype=np.float32)
-        self.zx = np.empty_like(self.z)
-        self.out = np.empty((batch, NUM_CLASSES), dtype=np.float32)
-
-    def step(self, obs: np.ndarray) -> np.ndarray:
-        _lstm_infer(self.theta2, self.lmeta, self.ometa, obs, self.hbuf, self.cbuf, self.z,
-                    self.zx, self.out)  # fmt: skip
-        return self.out
-
-
-def _mode(model: EvalModel) -> int:
-    if model.reward_rnn is None:
-        return 0
-    return 2 if model.algorithm == "g" else 1
-
-
-def _rollout_chunk(model: EvalModel, b: int, num_notes: int, seed: Sequence[int]):
-    rng = np.random.default_rng(list(seed))
-    obs = rng.integers(0, NUM_CLASSES, size=b).astype(np.int64)
-    uniforms = rng.random((num_notes, b))
-    mode = _mode(model)
-    policy = _Stepper(model.network, b)
-    reward = _Stepper(model.reward_rnn, b) if model.reward_rnn is not None else None
-    x = np.empty((2 if mode else 1, b, NUM_CLASSES), dtype=np.float32)
-    e = np.empty_like(x)
-    comps = np.empty((num_notes, b), dtype=np.int8)
-    log_p = np.empty((num_notes, b), dtype=np.float32)
-    kl = np.empty((num_notes, b), dtype=np.float32)
-    for t in range(num_notes):
-        q = policy.step(obs)
-        rl = reward.step(obs) if reward is not None else q
-        _centre(q, rl, mode, x)
-        np.exp(x, out=e)
-        _sample_step(x, e, mode, uniforms[t], obs, log_p[t], kl[t])
-        comps[t] = obs
-    return comps.T, log_p.T, kl.T
-
-
-def default_workers() -> int:
-    """Threads for :func:`rollout`: the CPU count, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
-
-
 def rollout(
     model: EvalModel,
     n: int,
@@ -475,35 +271,13 @@ def rollout(
     batch: int = 1024,
     workers: int | None = None,
 ) -> EvalRollout:
-    """Sample ``n`` compositions of ``num_notes`` steps from ``model`` (see the module
-    docstring), in chunks of ``batch`` on ``workers`` threads (default
-    :func:`default_workers`; the kernels release the GIL). Chunk ``i`` draws from seed
-    ``(seed, i)``: the same ``seed`` and ``batch`` give the same compositions whatever the
-    number of workers."""
-    if n < 1 or num_notes < 1:
-        raise RltunerError(f"need at least one composition of one note, got {n} x {num_notes}")
-    comps = np.empty((n, num_notes), dtype=np.int8)
-    log_p = np.empty((n, num_notes), dtype=np.float32)
-    kl = np.empty((n, num_notes), dtype=np.float32)
-    starts = list(range(0, n, batch))
-
-    def run(i: int) -> None:
-        s = starts[i]
-        b = min(batch, n - s)
-        c, lp, k = _rollout_chunk(model, b, num_notes, (int(seed), i))
-        comps[s : s + b], log_p[s : s + b], kl[s : s + b] = c, lp, k
-
-    workers = min(workers or default_workers(), len(starts))
-    with single_threaded_blas():
-        if workers <= 1:
-            for i in range(len(starts)):
-                run(i)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(run, range(len(starts))))
-    return EvalRollout(comps, log_p, kl)
+    """Sample ``n`` compositions of ``num_notes`` steps from ``model`` with the one sampler
+    (:func:`rltuner.policy.sample`: random-note priming, softmax of the policy's scores), in
+    chunks of ``batch`` on ``workers`` threads (default :func:`default_workers`). Chunk ``i``
+    draws from seed ``(seed, i)``: the same ``seed`` and ``batch`` give the same compositions
+    whatever the number of workers, and the same as ``rltuner generate`` with that seed."""
+    s = sample(model.policy, n, num_notes, seed, batch=batch, workers=workers)
+    return EvalRollout(s.compositions, s.log_p, s.kl)
 
 
 def sample_trace(
@@ -511,24 +285,8 @@ def sample_trace(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One sampled melody ``(N,)`` and the policy's distribution before each note
     ``(N, 38)`` (for the note-probability heatmap)."""
-    rng = np.random.default_rng(seed)
-    obs = rng.integers(0, NUM_CLASSES, size=1).astype(np.int64)
-    state = model.network.zero_state(1)
-    rstate = model.reward_rnn.zero_state(1) if model.reward_rnn is not None else None
-    melody = np.zeros(num_notes, dtype=np.int64)
-    probs = np.zeros((num_notes, NUM_CLASSES))
-    for t in range(num_notes):
-        q, state = model.network.step(obs, state)
-        scores = q.astype(np.float64)
-        if model.algorithm == "g" and rstate is not None:
-            rl, rstate = model.reward_rnn.step(obs, rstate)
-            scores = scores + rl
-        p = np.exp(scores[0] - scores[0].max())
-        p /= p.sum()
-        probs[t] = p
-        obs = np.array([min(int(np.searchsorted(np.cumsum(p), rng.random())), 37)])
-        melody[t] = obs[0]
-    return melody, probs
+    s = sample(model.policy, 1, num_notes, seed, probs_for=1)
+    return s.compositions[0].astype(np.int64), s.probs[0].astype(np.float64)
 
 
 # ------------------------------------------------------------------------------ statistics

@@ -1,13 +1,17 @@
-"""Sampling melodies from a Note RNN, writing them as MIDI and plotting them.
+"""``rltuner generate``: sample melodies from a model, write them as MIDI and plot them.
+
+The model is an untuned Note RNN or a tuned model (``tuned.safetensors`` or its run folder);
+sampling is the one sampler of :mod:`rltuner.policy`, so a tuned model acts as it did in
+training and evaluation (G: ``softmax(G + prior logits)``) and ``generate`` gives the same
+melodies as ``rltuner evaluate`` samples for the same seed.
 
 Priming (``docs/rules.md#compositions-and-priming``). Without a primer (``random_note``): zero LSTM
 state and a first observation drawn uniformly from all 38 classes (the original's ``randint(0, 36)``
-never drew class 37, B5 -- a quirk fixed here). With a primer melody
-(``single_midi``/``random_midi``): the primer is run through the network, the state at its end is
-kept and the first observation is the network's most likely next note there. Every following step
-samples from ``softmax(logits / temperature)`` (or takes the argmax with ``most_probable``) and
-feeds the note back. The returned melody is the ``length`` generated notes, not the priming
-observation.
+never drew class 37, B5 -- a quirk fixed here). With a primer melody (``single_midi``): the primer
+is run through the base Note RNN, the state at its end is kept and the first observation is the
+network's most likely next note there. Every following step samples from ``softmax(scores /
+temperature)`` (or takes the argmax with ``most_probable``) and feeds the note back. The returned
+melody is the ``length`` generated notes, not the priming observation.
 """
 
 from __future__ import annotations
@@ -19,96 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from rltuner.errors import RltunerError, missing_torch
-
-try:
-    import torch
-except ImportError:  # torch is the optional [torch] extra
-    raise missing_torch("rltuner generate") from None
-
 from rltuner.encoding import DEFAULT_QPM, class_label
-from rltuner.note_rnn import NoteRNN, bundled_note_rnn_path, load_note_rnn
+from rltuner.env import Priming
+from rltuner.errors import RltunerError
+from rltuner.policy import Policy, load_policy
 from rltuner.report import plot_note_probabilities, plot_piano_rolls
 
 __all__ = [
-    "sample_melodies",
     "GenerateResult",
     "generate",
     "plot_piano_rolls",
     "plot_note_probabilities",
     "class_label",
 ]
-
-
-@torch.no_grad()
-def sample_melodies(
-    model: NoteRNN,
-    n: int,
-    length: int,
-    *,
-    generator: torch.Generator,
-    primer: np.ndarray | None = None,
-    temperature: float = 1.0,
-    most_probable: bool = False,
-    return_probs: bool = False,
-    device: torch.device | str | None = None,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Generate ``n`` melodies of ``length`` steps in one batch.
-
-    Args:
-        model: the Note RNN (any depth/width); it is not modified.
-        n, length: number of melodies and steps per melody.
-        generator: the only source of randomness (its device is where draws happen).
-        primer: ``None`` for random-note priming, else classes of shape ``(T,)`` (shared by all
-            melodies) or ``(n, T)``.
-        temperature: logits are divided by it before the softmax (> 0).
-        most_probable: take the argmax at every step instead of sampling.
-        return_probs: also return the softmax each note was drawn from.
-        device: where the network runs; ``None`` = the model's device.
-    Returns:
-        ``melodies (n, length)`` int64, and with ``return_probs`` also
-        ``probs (n, length, 38)`` float32 (row ``t`` is the distribution of note ``t``).
-    """
-    if n < 1 or length < 0:
-        raise ValueError(f"need n >= 1 and length >= 0, got n={n}, length={length}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    device = model.device if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
-    k = model.num_classes
-    gen_device = generator.device
-    if primer is None:
-        state = model.initial_state(n, device)
-        obs = torch.randint(0, k, (n,), generator=generator, device=gen_device).to(device)
-    else:
-        p = np.asarray(primer, dtype=np.int64)
-        if p.ndim == 1:
-            p = np.broadcast_to(p, (n, p.size))
-        if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1:
-            raise ValueError(f"primer must have shape (T,) or (n, T) with T >= 1, got {p.shape}")
-        if p.min() < 0 or p.max() >= k:
-            raise ValueError(f"primer classes must lie in 0..{k - 1}")
-        logits, state = model(torch.as_tensor(np.ascontiguousarray(p), device=device))
-        obs = logits[:, -1].argmax(-1)
-    notes = torch.empty(n, length, dtype=torch.int64, device=device)
-    probs_out = torch.empty(n, length, k, device=device) if return_probs else None
-    for t in range(length):
-        logits, state = model.step(obs, state)
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        if most_probable:
-            obs = probs.argmax(-1)
-        else:
-            obs = torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1)
-            obs = obs.to(device)
-        notes[:, t] = obs
-        if probs_out is not None:
-            probs_out[:, t] = probs
-    model.train(was_training)
-    melodies = notes.cpu().numpy()
-    if return_probs:
-        return melodies, probs_out.cpu().numpy()
-    return melodies
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,28 +77,32 @@ def generate(
     program: int = 0,
     plot_probabilities: bool = True,
     device: str = "cpu",
+    note_rnn: str | os.PathLike | None = None,
 ) -> GenerateResult:
-    """Sample ``n`` melodies of ``length`` steps from a Note RNN checkpoint (``None``: the
-    bundled model) and write ``out_dir/melody_000.mid ...``, ``out_dir/piano_roll.png`` and,
-    with ``plot_probabilities``, ``out_dir/probabilities.png`` (the first melody's note
-    distribution). ``primer_path``: a MIDI file whose first extracted melody primes every
-    sample (else random-note priming). Same seed, same files."""
+    """Sample ``n`` melodies of ``length`` steps from a model (a Note RNN or tuned checkpoint
+    or a run folder; ``None``: the bundled Note RNN; ``note_rnn``: the prior of a tuned model,
+    see :func:`rltuner.policy.load_policy`) and write ``out_dir/melody_000.mid ...``,
+    ``out_dir/piano_roll.png`` and, with ``plot_probabilities``, ``out_dir/probabilities.png``
+    (the first melody's note distribution). ``primer_path``: a MIDI file whose first
+    extracted melody primes every sample (else random-note priming). Same seed, same files."""
     from rltuner.midi_io import write_midi
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RltunerError(f"n must be a whole number >= 1, got {n!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise RltunerError(f"length must be a whole number >= 1, got {length!r}")
-    path = Path(model_path) if model_path is not None else bundled_note_rnn_path()
-    if model_path is None and not path.exists():
-        raise RltunerError(f"{path}: the bundled Note RNN is missing; pass a checkpoint path")
-    model, _ = load_note_rnn(path, device=device)
-    primer = _read_primer(primer_path) if primer_path is not None else None
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    melodies, probs = sample_melodies(
-        model, n, length, generator=gen, primer=primer, temperature=temperature,
-        most_probable=most_probable, return_probs=True,
-    )  # fmt: skip
+    loaded = load_policy(model_path if model_path is not None else "bundled", note_rnn=note_rnn)
+    policy = loaded.policy
+    if device != "cpu":
+        prior = None if policy.prior is None else policy.prior.to(device)
+        policy = Policy(policy.network.to(device), policy.algorithm, prior)
+    priming = None
+    if primer_path is not None:
+        priming = Priming("single_midi", policy.base, [_read_primer(primer_path)])
+    samples = policy.sample(n, length, seed, priming=priming, temperature=temperature,
+                            most_probable=most_probable, probs_for=1)  # fmt: skip
+    melodies, probs = samples.compositions.astype(np.int64), samples.probs
+    path = loaded.path
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rltuner.encoding import NUM_CLASSES, PITCH_NAMES, Key
-from rltuner.env import CompositionEnv, Priming, load_network
+from rltuner.env import CompositionEnv, Priming
+from rltuner.network import bundled_note_rnn_path, load_network
 from rltuner.plugins import load_rules
 from rltuner.rewards import RULE_NAMES, RuleTables
 from rltuner.tuner import TunerConfig
@@ -96,9 +97,7 @@ def _primer_melodies(cfg: TunerConfig) -> list[np.ndarray] | None:
 
 def make_composition_env(cfg: TunerConfig, batch: int, rng: np.random.Generator) -> CompositionEnv:
     """The batched environment of ``cfg`` (Reward RNN, key, rules, priming), ``batch`` rows."""
-    from rltuner.tuner import _bundled_note_rnn
-
-    net, _ = load_network(cfg.note_rnn or _bundled_note_rnn())
+    net, _ = load_network(cfg.note_rnn or bundled_note_rnn_path())
     tables = RuleTables.from_key(Key.parse(cfg.key), cfg.num_notes)
     priming = Priming(cfg.priming, net, _primer_melodies(cfg), rng=np.random.default_rng(cfg.seed))
     return CompositionEnv(

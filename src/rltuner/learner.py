@@ -1,9 +1,10 @@
 """Replay memory, exploration and the one DQN update loop (``docs/rules.md#algorithms``).
 
 Q, Ψ, G and pure-RL share everything here and differ only in the bootstrap value
-``V(s')`` of the target ``y = r + γ·V(s')`` (:func:`bootstrap_value`; the fused CPU kernel in
-:mod:`rltuner.lstm_kernels` implements the same formulas) and, for G, in acting on
-``G + log p`` (:func:`action_scores`).
+``V(s')`` of the target ``y = r + γ·V(s')``. :func:`bootstrap_value` is the readable
+reference of it; the fused CPU kernel (:mod:`rltuner.lstm_kernels`) and the torch path
+(:mod:`rltuner.torch_backend`) compute the same formulas and are tested against it. For G the
+policy also acts on ``G + log p`` (:func:`rltuner.policy.action_scores`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from typing import NamedTuple
 import numpy as np
 
 from rltuner.encoding import NUM_CLASSES
-from rltuner.env import Network, softmax_sample
 from rltuner.lstm_kernels import ALGO_CODES, SplitUpdater
+from rltuner.network import Network, softmax_sample
 
 __all__ = [
     "ALGORITHMS",
     "EXPLORATION_MODES",
     "bootstrap_value",
-    "action_scores",
     "linear_epsilon",
     "ReplayMemory",
     "Learner",
@@ -38,17 +38,26 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_value(
-    algorithm: str, target_q: np.ndarray, reward_logits: np.ndarray | None = None
+    algorithm: str,
+    target_q: np.ndarray,
+    reward_logits: np.ndarray | None = None,
+    online_q: np.ndarray | None = None,
 ) -> np.ndarray:
     """``V(s')`` per row from the target network's outputs ``target_q (B, 38)``:
 
-    * ``q`` / ``pure_rl``: ``max_a' Q⁻(s', a')``
+    * ``q`` / ``pure_rl``: ``max_a' Q⁻(s', a')``; Double DQN (``online_q`` = the online
+      network's outputs at ``s'`` given): ``Q⁻(s', argmax_a' Q(s', a'))``
     * ``psi``: ``logsumexp_a' Ψ⁻(s', a')``
     * ``g``: ``logsumexp_a' (log p(a'|s') + G⁻(s', a'))`` with ``log p`` the log-softmax of
       the Reward RNN's ``reward_logits (B, 38)`` at ``s'``.
+
+    (Double DQN changes only the max of Q-learning; Ψ and G have no max to change.)
     """
     q = np.asarray(target_q, dtype=np.float64)
     if algorithm in ("q", "pure_rl"):
+        if online_q is not None:
+            best = np.asarray(online_q).argmax(axis=1)
+            return q[np.arange(q.shape[0]), best]
         return q.max(axis=1)
     if algorithm == "psi":
         return _logsumexp(q)
@@ -59,12 +68,6 @@ def bootstrap_value(
         log_p = r - _logsumexp(r)[:, None]
         return _logsumexp(q + log_p)
     raise ValueError(f"unknown algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
-
-
-def action_scores(algorithm: str, q: np.ndarray, reward_logits: np.ndarray) -> np.ndarray:
-    """What the policy takes argmax / softmax of: ``Q`` (or Ψ), and for G ``G + logits`` of the
-    Reward RNN (softmax-equivalent to ``G + log p``: the policy is ∝ p(a|s)·exp(G(s, a)))."""
-    return q + reward_logits if algorithm == "g" else q
 
 
 def linear_epsilon(
@@ -296,7 +299,7 @@ class Learner:
     def update(self, memory: ReplayMemory, indices: np.ndarray) -> UpdateStats:
         """One minibatch update per row of ``indices (K, batch)``."""
         if self._torch is not None:
-            stats = self._torch.update(memory, indices)
+            stats = UpdateStats(*self._torch.update(memory, indices))
             self.adam_step += indices.shape[0]
             m, v = self._torch.adam_moments()
             self._adam_m[...], self._adam_v[...] = m, v

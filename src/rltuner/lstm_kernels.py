@@ -419,29 +419,66 @@ def _output_layer(theta, slm, ometa, new_state, q):
             q[j, a] += theta[obo + a]
 
 
-@nb.njit(cache=True, error_model="numpy")
-def forward(theta, lmeta, ometa, obs, state, new_state, gates, tanh_c, q, z):
-    """One LSTM step for a batch. ``obs (B,)`` int classes, ``state (B, S)`` ->
-    ``new_state (B, S)``, output ``q (B, 38)``. ``gates`` (flat, ``B * sum 4H``) and
-    ``tanh_c`` (flat, ``B * sum H``) receive the activations, layer by layer as contiguous
-    ``(B, 4H)`` / ``(B, H)`` blocks; ``z`` is scratch of at least ``B * 4 * max H`` floats.
+@nb.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def forward(theta, lmeta, ometa, obs, state, new_state, q, z, zx):
+    """One LSTM step for a batch, keeping no activations (acting, sampling, priming):
+    ``obs (B,)`` int classes, ``state (B, S)`` -> ``new_state (B, S)``, output ``q (B, 38)``.
+    ``z`` and ``zx`` are scratch of at least ``B * 4 * max H`` floats each.
 
-    :class:`NetLayout`'s order is :class:`SplitLayout`'s with a single part holding every
-    unit, so this is the update's per-part forward with one part."""
+    The arithmetic of every element is the update's forward (:func:`_units_forward`: the same
+    operations in the same order), so acting and learning see the same network; it only skips
+    storing the gates and works on whole-batch flat loops, which vectorise."""
+    bm = obs.shape[0]
     nl = lmeta.shape[0]
-    slm = np.empty((nl, 1, 9), dtype=np.int64)
-    hoff = 0
+    xin = np.empty((bm, 1), dtype=np.float32)  # the layer below's new output (contiguous)
     for l in range(nl):
-        for k in range(6):
-            slm[l, 0, k if k < 2 else k + 2] = lmeta[l, k]
-        slm[l, 0, 2] = lmeta[l, 1]  # all units in the one part
-        slm[l, 0, 3] = 0
-        slm[l, 0, 8] = hoff
-        hoff += lmeta[l, 1]
-    for l in range(nl):
-        _units_forward(np.int64(0), np.int64(l), theta, slm, obs, state, new_state, gates, tanh_c,
-                       z)  # fmt: skip
-    _output_layer(theta, slm, ometa, new_state, q)
+        inp, h, owx, owh, ob, so = lmeta[l]
+        g4 = 4 * h
+        zl = z[: bm * g4].reshape((bm, g4))
+        hprev = np.ascontiguousarray(state[:, so : so + h])
+        np.dot(hprev, theta[owh : owh + h * g4].reshape((h, g4)), zl)
+        if l == 0:
+            for j in range(bm):
+                r = owx + obs[j] * g4
+                for k in range(g4):
+                    zl[j, k] += theta[r + k] + theta[ob + k]
+        else:
+            zxl = zx[: bm * g4].reshape((bm, g4))
+            np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)), zxl)
+            for j in range(bm):
+                for k in range(g4):
+                    zl[j, k] += zxl[j, k]
+            for j in range(bm):
+                for k in range(g4):
+                    zl[j, k] += theta[ob + k]
+        # one loop over all four gates (it vectorises without remainders): sigmoid(x) =
+        # 0.5·tanh(0.5·x) + 0.5 for i, f, o (as fsigmoid), tanh(x) = 1·tanh(1·x) + 0 for g
+        sc = np.full(g4, np.float32(0.5))
+        off = np.full(g4, np.float32(0.5))
+        for k in range(2 * h, 3 * h):
+            sc[k] = np.float32(1.0)
+            off[k] = np.float32(0.0)
+        for j in range(bm):
+            for k in range(g4):
+                zl[j, k] = sc[k] * ftanh(sc[k] * zl[j, k]) + off[k]
+        hn = np.empty((bm, h), dtype=np.float32)
+        cn = np.empty((bm, h), dtype=np.float32)
+        for j in range(bm):
+            for k in range(h):
+                cn[j, k] = zl[j, h + k] * state[j, so + h + k] + zl[j, k] * zl[j, 2 * h + k]
+        for j in range(bm):
+            for k in range(h):
+                hn[j, k] = zl[j, 3 * h + k] * ftanh(cn[j, k])
+        for j in range(bm):
+            for k in range(h):
+                new_state[j, so + k] = hn[j, k]
+                new_state[j, so + h + k] = cn[j, k]
+        xin = hn
+    owo, obo, hlast = ometa[0], ometa[1], ometa[2]
+    np.dot(xin, theta[owo : owo + hlast * NUM_CLASSES].reshape((hlast, NUM_CLASSES)), q)
+    for j in range(bm):
+        for a in range(NUM_CLASSES):
+            q[j, a] += theta[obo + a]
 
 
 @intrinsic

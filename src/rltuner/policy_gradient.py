@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from rltuner.env import CompositionEnv, Network, softmax_sample
+from rltuner.env import CompositionEnv
 from rltuner.errors import RltunerError, missing_torch
+from rltuner.network import Network, softmax_sample
 
 if TYPE_CHECKING:
     import torch
@@ -440,8 +441,7 @@ def train_loop(tuner: Any, run: Any, end: int, bar: Any, stop_flag: dict, t0: fl
 def _log_row(tuner: Any, window: list[dict[str, float]], elapsed: float, steps_done: int):
     cfg = tuner.config
     mean = lambda k: float(np.mean([s[k] for s in window]))  # noqa: E731
-    rng = np.random.default_rng([cfg.seed, tuner.step])
-    ro = tuner.rollout(cfg.eval_compositions, rng)
+    ro = tuner.rollout(cfg.eval_compositions, (cfg.seed, tuner.step))
     row = {
         "step": tuner.step,
         "train/total_reward": mean("reward"),

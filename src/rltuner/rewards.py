@@ -71,6 +71,11 @@ __all__ = [
     "LEAP_NONE",
     "LEAP_RESOLVED",
     "LEAP_DOUBLED",
+    "KEY_PENALTY",
+    "TONIC_REWARD",
+    "REPETITION_PENALTY",
+    "LEAP_REWARD",
+    "UNIQUE_EXTREME_REWARD",
     "LeapState",
     "RuleTables",
     "StepEvaluation",
@@ -133,15 +138,61 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     _NON_REPEATING,
 ) = range(len(RULE_NAMES))
 
-MOTIF_LENGTH = 8  # "one bar" for motifs (sic: half a 4/4 bar of sixteenths)
+# The rules' constants. The compiled kernel reads these names (numba freezes module constants
+# at compile time), and so does the plain-Python reference: one value, one place.
+KEY_PENALTY = -1.0  # an action outside the key set
+TONIC_REWARD = 3.0  # tonic on beat 0 / N-4, hold on N-3, rest or hold after
+_TONIC_FROM_END = 4  # the closing tonic falls on beat N - 4
+REPETITION_PENALTY = -100.0
+_MAX_REPEATS_REST = 1  # a note-off repeated more often than this is excessive
+_MAX_REPEATS = 4  # ... a note, with no rest or hold in the walk back
+_MAX_REPEATS_FLAGGED = 6  # ... a note, with a rest or hold in the walk back
 AUTOCORRELATION_LAGS = (1, 2, 3)
 AUTOCORRELATION_THRESHOLD = 0.15
 AUTOCORRELATION_WEIGHT = 3.0
-REPETITION_PENALTY = -100.0
-NON_REPEATING_REWARD = 0.1
+MOTIF_LENGTH = 8  # "one bar" for motifs (sic: half a 4/4 bar of sixteenths)
+_MOTIF_MIN_NOTES = 3  # distinct notes that make a motif
+_MOTIF_REWARD = 3.0
+_MOTIF_BONUS_PER_NOTE = 0.3  # per distinct note above the minimum
+_REPEATED_MOTIF_REWARD = 4.0  # plus 1 per distinct note above the minimum
 LEAP_NONE, LEAP_RESOLVED, LEAP_DOUBLED = 0, 1, 2
+LEAP_REWARD = 5.0  # +5 a resolved leap, -5 a doubled leap
 _STEPS_BETWEEN_LEAPS = 6  # a leap back counts as a resolution only after more steps than this
+UNIQUE_EXTREME_REWARD = 3.0  # each of: unique maximum, unique lowest real note
+NON_REPEATING_REWARD = 0.1
+# the scale-teaching extra rule
+_SCALE_HOLD_REWARD = 0.1
+_SCALE_STEP_UP_REWARD = 0.05  # 1 or 2 classes above the observation
+_SCALE_IN_SCALE_REWARD = 0.01
+_SCALE_NEXT_DEGREE_REWARD = 0.8
+
+# Interval codes (docs/rules.md#preferred-intervals; a plain interval is its size in semitones)
+_CODE_NONE = 0.0  # no earlier real note
+_CODE_REST = -1.0
+_CODE_HOLD = -1.5
+_CODE_REST_AFTER_TONIC_OR_FIFTH = -2.0
+_CODE_HOLD_AFTER_TONIC_OR_FIFTH = -2.5
+_CODE_IN_KEY_THIRD = -3.0  # a major third (4) up or down from a tonic or third note
+_CODE_IN_KEY_FIFTH = -5.0  # a fifth (7) up or down from a tonic or fifth note
+_THIRD, _FIFTH, _SEVENTH, _OCTAVE = 4, 7, 11, 12
 _INTERVAL_SCALER = 5.0
+_OCTAVE_JUMP_REWARD = -1.0  # any code above an octave
+# the one interval table: (code, reward before the scaler); codes not listed give 0
+_INTERVAL_TABLE = (
+    (_CODE_NONE, 0.0),
+    (_CODE_REST, 0.05),
+    (_CODE_HOLD, 0.075),
+    (_CODE_REST_AFTER_TONIC_OR_FIFTH, 0.15),
+    (_CODE_HOLD_AFTER_TONIC_OR_FIFTH, 0.3),
+    (float(_SEVENTH), -0.3),
+    (_CODE_IN_KEY_FIFTH, 0.1),
+    (_CODE_IN_KEY_THIRD, 0.15),
+    (4.0, 0.09),
+    (2.0, 0.08),
+    (5.0, 0.07),
+    (9.0, 0.05),
+    (7.0, 0.02),
+)
 
 # composition-level counters written by the stats kernel (metrics.composition_stats)
 COUNT_NAMES: tuple[str, ...] = (
@@ -373,37 +424,16 @@ def _lag_coefficient(x, n, lag, var, p):
 
 @njit(cache=True)
 def _interval_reward(code):
-    if code == 0.0:
-        r = 0.0
-    elif code == -1.0:
-        r = 0.05
-    elif code == -1.5:
-        r = 0.075
-    elif code == -2.0:
-        r = 0.15
-    elif code == -2.5:
-        r = 0.3
-    elif code == 11.0:
-        r = -0.3
-    elif code > 12.0:
-        r = -1.0
-    elif code == -5.0:
-        r = 0.1
-    elif code == -3.0:
-        r = 0.15
-    elif code == 4.0:
-        r = 0.09
-    elif code == 2.0:
-        r = 0.08
-    elif code == 5.0:
-        r = 0.07
-    elif code == 9.0:
-        r = 0.05
-    elif code == 7.0:
-        r = 0.02
+    """The preferred-intervals reward of ``code`` from :data:`_INTERVAL_TABLE`, scaled."""
+    r = 0.0
+    if code > _OCTAVE:
+        r = _OCTAVE_JUMP_REWARD
     else:
-        r = 0.0
-    return r * 5.0
+        for i in range(len(_INTERVAL_TABLE)):
+            if code == _INTERVAL_TABLE[i][0]:
+                r = _INTERVAL_TABLE[i][1]
+                break
+    return r * _INTERVAL_SCALER
 
 
 @njit(cache=True)
@@ -444,20 +474,20 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
 
     # 1. key
     in_key = packed[0, action] != 0
-    vals[0] = 0.0 if in_key else -1.0
+    vals[0] = 0.0 if in_key else KEY_PENALTY
 
     # 2. tonic
-    f = num_notes - 4
+    f = num_notes - _TONIC_FROM_END
     t = 0.0
     if beat == 0 or beat == f:
         if action == tonic_class:
-            t = 3.0
+            t = TONIC_REWARD
     elif beat == f + 1:
         if action == 1:
-            t = 3.0
+            t = TONIC_REWARD
     elif beat > f + 1:
         if action == 0 or action == 1:
-            t = 3.0
+            t = TONIC_REWARD
     vals[1] = t
 
     # 3. excessive repetition
@@ -473,23 +503,23 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
         else:
             break
         i -= 1
-    if action == 0 and repeats > 1:
+    if action == 0 and repeats > _MAX_REPEATS_REST:
         repeated = True
     elif not flagged:
-        repeated = repeats > 4
+        repeated = repeats > _MAX_REPEATS
     else:
-        repeated = repeats > 6
-    vals[2] = -100.0 if repeated else 0.0
+        repeated = repeats > _MAX_REPEATS_FLAGGED
+    vals[2] = REPETITION_PENALTY if repeated else 0.0
 
     # 4. autocorrelation
     if with_autocorrelation:
         var = _centre(seq, n, x, p)
         penalty = 0.0
         if var != 0.0:
-            for lag in range(1, 4):
+            for lag in AUTOCORRELATION_LAGS:
                 c = _lag_coefficient(x, n, lag, var, p)
-                if abs(c) > 0.15:
-                    penalty += abs(c) * 3.0
+                if abs(c) > AUTOCORRELATION_THRESHOLD:
+                    penalty += abs(c) * AUTOCORRELATION_WEIGHT
         vals[3] = 0.0 - penalty
     else:
         vals[3] = 0.0
@@ -499,22 +529,23 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
     repeated_motif = False
     vals[4] = 0.0
     vals[5] = 0.0
-    if n >= 8:
+    if n >= MOTIF_LENGTH:
         bits = np.int64(0)
-        for j in range(n - 8, n):
+        for j in range(n - MOTIF_LENGTH, n):
             if seq[j] >= 2:
                 bits |= np.int64(1) << seq[j]
         u = 0
         while bits != 0:
             bits &= bits - 1
             u += 1
-        if u >= 3:
+        if u >= _MOTIF_MIN_NOTES:
             motif = True
-            vals[4] = 3.0 + max((u - 3) * 0.3, 0.0)
-            start = n - 8  # the motif is seq[start:n]; search composition[:-7] = seq[:start]
-            for s in range(0, start - 8 + 1):
+            vals[4] = _MOTIF_REWARD + max((u - _MOTIF_MIN_NOTES) * _MOTIF_BONUS_PER_NOTE, 0.0)
+            # the motif is seq[start:n]; search composition[:-(L-1)] = seq[:start]
+            start = n - MOTIF_LENGTH
+            for s in range(0, start - MOTIF_LENGTH + 1):
                 same = True
-                for j in range(8):
+                for j in range(MOTIF_LENGTH):
                     if seq[s + j] != seq[start + j]:
                         same = False
                         break
@@ -522,7 +553,7 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
                     repeated_motif = True
                     break
             if repeated_motif:
-                vals[5] = 4.0 + max(u - 3, 0)
+                vals[5] = _REPEATED_MOTIF_REWARD + max(u - _MOTIF_MIN_NOTES, 0)
 
     # 7. preferred intervals
     prev = -1
@@ -532,18 +563,18 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
             prev = seq[i]
             break
         i -= 1
-    code = 0.0
+    code = _CODE_NONE
     if prev >= 0:
         if action == 1:
-            code = -2.5 if packed[1, prev] != 0 else -1.5
+            code = _CODE_HOLD_AFTER_TONIC_OR_FIFTH if packed[1, prev] != 0 else _CODE_HOLD
         elif action == 0:
-            code = -2.0 if packed[1, prev] != 0 else -1.0
+            code = _CODE_REST_AFTER_TONIC_OR_FIFTH if packed[1, prev] != 0 else _CODE_REST
         else:
             d = abs(action - prev)
-            if d == 7 and packed[1, prev] != 0:
-                code = -5.0
-            elif d == 4 and packed[2, prev] != 0:
-                code = -3.0
+            if d == _FIFTH and packed[1, prev] != 0:
+                code = _CODE_IN_KEY_FIFTH
+            elif d == _THIRD and packed[2, prev] != 0:
+                code = _CODE_IN_KEY_THIRD
             else:
                 code = float(d)
     vals[6] = _interval_reward(code)
@@ -556,16 +587,16 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
     if beat > 0:
         if action == 0 or action == 1:
             new_steps = steps + 1
-        elif code >= 7.0 or code == -5.0:
+        elif code >= _FIFTH or code == _CODE_IN_KEY_FIFTH:
             leap_dir = 1 if action > prev else -1
             if direction != 0:
                 if direction != leap_dir:
-                    if steps > 6:
-                        outcome = 1
+                    if steps > _STEPS_BETWEEN_LEAPS:
+                        outcome = LEAP_RESOLVED
                     new_dir = 0
                     new_from = -1
                 else:
-                    outcome = 2
+                    outcome = LEAP_DOUBLED
             else:
                 new_dir = leap_dir
                 new_from = prev
@@ -575,40 +606,45 @@ def _eval_one(seq, beat, obs, direction, leapt_from, steps, packed, params, key_
             if (direction == 1 and action <= leapt_from) or (
                 direction == -1 and action >= leapt_from
             ):
-                outcome = 1
+                outcome = LEAP_RESOLVED
                 new_dir = 0
                 new_from = -1
-    vals[7] = 5.0 if outcome == 1 else (-5.0 if outcome == 2 else 0.0)
+    if outcome == LEAP_RESOLVED:
+        vals[7] = LEAP_REWARD
+    elif outcome == LEAP_DOUBLED:
+        vals[7] = -LEAP_REWARD
+    else:
+        vals[7] = 0.0
 
     # 9. unique extremes (final note only)
     ue = 0.0
     if n == num_notes:
         hi, lo = _unique_extremes(seq, n)
         if hi:
-            ue += 3.0
+            ue += UNIQUE_EXTREME_REWARD
         if lo:
-            ue += 3.0
+            ue += UNIQUE_EXTREME_REWARD
     vals[8] = ue
 
     # extras: scale, key_distribute_prob, non_repeating
     sc = 0.0
     if obs >= 0:
         if action == 1:
-            sc += 0.1
+            sc += _SCALE_HOLD_REWARD
         if obs < action and action < obs + 3:
-            sc += 0.05
+            sc += _SCALE_STEP_UP_REWARD
         a_pos = packed[3, action]
         if a_pos >= 0:
-            sc += 0.01
+            sc += _SCALE_IN_SCALE_REWARD
             o_pos = packed[3, obs]
             if o_pos >= 0:
                 if o_pos == scale_len - 1 and a_pos == 0:
-                    sc += 0.8
+                    sc += _SCALE_NEXT_DEGREE_REWARD
                 elif a_pos == o_pos + 1:
-                    sc += 0.8
+                    sc += _SCALE_NEXT_DEGREE_REWARD
     vals[9] = sc
     vals[10] = key_prob if in_key else 0.0
-    vals[11] = -100.0 if repeated else 0.1
+    vals[11] = REPETITION_PENALTY if repeated else NON_REPEATING_REWARD
 
     return (repeated, motif, repeated_motif, outcome, code, in_key, new_dir, new_from,
             new_steps)  # fmt: skip
@@ -695,22 +731,22 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
                 counts[2] += 1
             if r[2]:
                 counts[3] += 1
-            if r[3] == 1:
+            if r[3] == LEAP_RESOLVED:
                 counts[4] += 1
-            elif r[3] == 2:
+            elif r[3] == LEAP_DOUBLED:
                 counts[5] += 1
             c = r[4]
-            if c == -1.0:
+            if c == _CODE_REST:
                 counts[16] += 1
-            elif c == -2.0:
+            elif c == _CODE_REST_AFTER_TONIC_OR_FIFTH:
                 counts[17] += 1
-            elif c > 12.0:
+            elif c > _OCTAVE:
                 counts[9] += 1
-            elif c == -5.0 or c == -3.0:
+            elif c == _CODE_IN_KEY_FIFTH or c == _CODE_IN_KEY_THIRD:
                 counts[18] += 1
-            elif c == 7.0:
+            elif c == _FIFTH:
                 counts[11] += 1
-            elif c == 4.0:
+            elif c == _THIRD:
                 counts[14] += 1
             elif c == 9.0:
                 counts[12] += 1
@@ -718,7 +754,7 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
                 counts[15] += 1
             elif c == 5.0:
                 counts[13] += 1
-            elif c == 11.0:
+            elif c == _SEVENTH:
                 counts[10] += 1
         if width > 0:
             if seq[0] == tonic_class:
@@ -730,9 +766,10 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
                 counts[8] += 1
             var = _centre(seq, width, x, p)
             if var != 0.0:
-                for lag in range(1, 4):
-                    ac_sum[lag - 1] += _lag_coefficient(x, width, lag, var, p)
-                    ac_count[lag - 1] += 1
+                for i in range(len(AUTOCORRELATION_LAGS)):
+                    lag = AUTOCORRELATION_LAGS[i]
+                    ac_sum[i] += _lag_coefficient(x, width, lag, var, p)
+                    ac_count[i] += 1
     return -1
 
 
@@ -1035,20 +1072,20 @@ def reference_step(
 
     # 1. key
     in_key = action in key_set
-    values["key"] = 0.0 if in_key else -1.0
+    values["key"] = 0.0 if in_key else KEY_PENALTY
 
     # 2. tonic
-    f = num_notes - 4
+    f = num_notes - _TONIC_FROM_END
     tonic = 0.0
     if beat == 0 or beat == f:
         if action == key.tonic_class:
-            tonic = 3.0
+            tonic = TONIC_REWARD
     elif beat == f + 1:
         if action == 1:
-            tonic = 3.0
+            tonic = TONIC_REWARD
     elif beat > f + 1:
         if action in (0, 1):
-            tonic = 3.0
+            tonic = TONIC_REWARD
     values["tonic"] = tonic
 
     # 3. excessive repetition
@@ -1062,12 +1099,12 @@ def reference_step(
             has_hold = True
         else:
             break
-    if action == 0 and repeats > 1:
+    if action == 0 and repeats > _MAX_REPEATS_REST:
         repeated = True
     elif not has_rest and not has_hold:
-        repeated = repeats > 4
+        repeated = repeats > _MAX_REPEATS
     else:
-        repeated = repeats > 6
+        repeated = repeats > _MAX_REPEATS_FLAGGED
     values["repetition"] = REPETITION_PENALTY if repeated else 0.0
 
     # 4. autocorrelation
@@ -1085,38 +1122,36 @@ def reference_step(
     if len(seq) >= MOTIF_LENGTH:
         last = seq[-MOTIF_LENGTH:]
         u = len({e for e in last if e >= 2})
-        if u >= 3:
+        if u >= _MOTIF_MIN_NOTES:
             motif = True
-            values["motif"] = 3.0 + max((u - 3) * 0.3, 0)
+            values["motif"] = _MOTIF_REWARD + max((u - _MOTIF_MIN_NOTES) * _MOTIF_BONUS_PER_NOTE, 0)
             earlier = comp[: -(MOTIF_LENGTH - 1)] if len(comp) > MOTIF_LENGTH - 1 else []
             for i in range(len(earlier) - MOTIF_LENGTH + 1):
                 if earlier[i : i + MOTIF_LENGTH] == last:
                     repeated_motif = True
                     break
             if repeated_motif:
-                values["repeated_motif"] = 4.0 + max(u - 3, 0)
+                values["repeated_motif"] = _REPEATED_MOTIF_REWARD + max(u - _MOTIF_MIN_NOTES, 0)
 
     # 7. preferred intervals
     real = [e for e in comp if e >= 2]
     prev = real[-1] if real else None
     tonic_or_fifth = tonic_notes | fifth_notes
     if prev is None:
-        code = 0.0
+        code = _CODE_NONE
     elif action == 1:
-        code = -2.5 if prev in tonic_or_fifth else -1.5
+        code = _CODE_HOLD_AFTER_TONIC_OR_FIFTH if prev in tonic_or_fifth else _CODE_HOLD
     elif action == 0:
-        code = -2.0 if prev in tonic_or_fifth else -1.0
+        code = _CODE_REST_AFTER_TONIC_OR_FIFTH if prev in tonic_or_fifth else _CODE_REST
     else:
         d = abs(action - prev)
-        if d == 7 and prev in tonic_or_fifth:
-            code = -5.0
-        elif d == 4 and prev in (tonic_notes | third_notes):
-            code = -3.0
+        if d == _FIFTH and prev in tonic_or_fifth:
+            code = _CODE_IN_KEY_FIFTH
+        elif d == _THIRD and prev in (tonic_notes | third_notes):
+            code = _CODE_IN_KEY_THIRD
         else:
             code = float(d)
-    table = {0: 0.0, -1: 0.05, -1.5: 0.075, -2: 0.15, -2.5: 0.3, 11: -0.3, -5: 0.1, -3: 0.15,
-             4: 0.09, 2: 0.08, 5: 0.07, 9: 0.05, 7: 0.02}  # fmt: skip
-    base = -1.0 if code > 12 else table.get(code, 0.0)
+    base = _OCTAVE_JUMP_REWARD if code > _OCTAVE else dict(_INTERVAL_TABLE).get(code, 0.0)
     values["preferred_intervals"] = base * _INTERVAL_SCALER
 
     # 8. leap up, leap back
@@ -1126,7 +1161,7 @@ def reference_step(
     if comp:
         if action in (0, 1):
             steps += 1
-        elif code >= 7 or code == -5:
+        elif code >= _FIFTH or code == _CODE_IN_KEY_FIFTH:
             leap_dir = 1 if action > prev else -1
             if direction != 0:
                 if direction != leap_dir:
@@ -1145,16 +1180,16 @@ def reference_step(
             ):
                 outcome = LEAP_RESOLVED
                 direction, leapt_from = 0, -1
-    values["leap"] = {LEAP_RESOLVED: 5.0, LEAP_DOUBLED: -5.0}.get(outcome, 0.0)
+    values["leap"] = {LEAP_RESOLVED: LEAP_REWARD, LEAP_DOUBLED: -LEAP_REWARD}.get(outcome, 0.0)
 
     # 9. unique extremes
     extremes = 0.0
     if len(comp) + 1 == num_notes:
         if seq.count(max(seq)) == 1:
-            extremes += 3.0
+            extremes += UNIQUE_EXTREME_REWARD
         real_all = [e for e in seq if e >= 2]
         if real_all and seq.count(min(real_all)) == 1:
-            extremes += 3.0
+            extremes += UNIQUE_EXTREME_REWARD
     values["unique_extremes"] = extremes
 
     # extras
@@ -1162,17 +1197,17 @@ def reference_step(
     if obs is not None:
         scale = key.scale_classes.tolist()
         if action == 1:
-            scale_reward += 0.1
+            scale_reward += _SCALE_HOLD_REWARD
         if obs < action < obs + 3:
-            scale_reward += 0.05
+            scale_reward += _SCALE_STEP_UP_REWARD
         if action in scale:
-            scale_reward += 0.01
+            scale_reward += _SCALE_IN_SCALE_REWARD
             if obs in scale:
                 a_pos, o_pos = scale.index(action), scale.index(obs)
                 if o_pos == len(scale) - 1 and a_pos == 0:
-                    scale_reward += 0.8
+                    scale_reward += _SCALE_NEXT_DEGREE_REWARD
                 elif a_pos == o_pos + 1:
-                    scale_reward += 0.8
+                    scale_reward += _SCALE_NEXT_DEGREE_REWARD
     values["scale"] = scale_reward
     values["key_distribute_prob"] = 1.0 / len(key_set) if in_key else 0.0
     values["non_repeating"] = REPETITION_PENALTY if repeated else NON_REPEATING_REWARD

@@ -9,6 +9,8 @@ so ``--device cpu`` (the default) never imports torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rltuner.errors import missing_torch
@@ -18,10 +20,9 @@ try:
 except ImportError:  # torch is the optional [torch] extra
     raise missing_torch("a torch device (--device cuda, mps, ...)") from None
 
-from rltuner.learner import LearnerHyper, ReplayMemory, UpdateStats
 from rltuner.lstm_kernels import NetLayout
 
-__all__ = ["torch_forward", "TorchStepper", "TorchUpdater"]
+__all__ = ["torch_forward", "torch_bootstrap", "TorchStepper", "TorchUpdater"]
 
 
 def torch_forward(
@@ -44,6 +45,22 @@ def torch_forward(
     owo, obo, hl = layout.ometa.tolist()
     q = x @ theta[owo:obo].view(hl, -1) + theta[obo:]
     return q, torch.cat(new, dim=1)
+
+
+def torch_bootstrap(
+    algorithm: str,
+    target_q: torch.Tensor,
+    reward_logits: torch.Tensor | None = None,
+    online_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`rltuner.learner.bootstrap_value` in torch (same arguments, same formulas)."""
+    if algorithm == "psi":
+        return torch.logsumexp(target_q, 1)
+    if algorithm == "g":
+        return torch.logsumexp(target_q + torch.log_softmax(reward_logits, 1), 1)
+    if online_q is not None:
+        return target_q.gather(1, online_q.argmax(1, keepdim=True))[:, 0]
+    return target_q.max(1).values
 
 
 class TorchStepper:
@@ -76,8 +93,9 @@ class TorchUpdater:
         q: TorchStepper,
         target: TorchStepper,
         reward: TorchStepper,
-        hyper: LearnerHyper,
+        hyper: Any,
     ) -> None:
+        """``hyper``: the :class:`rltuner.learner.LearnerHyper` of the run."""
         self.layout, self.hyper = layout, hyper
         self.q, self.target, self.reward = q, target, reward
         self.q.theta.requires_grad_(True)
@@ -107,7 +125,9 @@ class TorchUpdater:
             "exp_avg_sq": torch.as_tensor(v, device=dev).clone(),
         }
 
-    def update(self, memory: ReplayMemory, indices: np.ndarray) -> UpdateStats:
+    def update(self, memory: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One update per row of ``indices`` on :class:`rltuner.learner.ReplayMemory`
+        ``memory``; returns the losses and mean targets ``(K,)``."""
         h, dev = self.hyper, self.q.device
         losses, targets = [], []
         for row in indices:
@@ -118,18 +138,13 @@ class TorchUpdater:
             nst = torch.as_tensor(memory.next_q_state[row], device=dev)
             with torch.no_grad():
                 qn, _ = torch_forward(self.target.theta, self.layout, act, nst)
-                if h.algorithm == "psi":
-                    v = torch.logsumexp(qn, 1)
-                elif h.algorithm == "g":
+                rl = qo = None
+                if h.algorithm == "g":
                     nrs = torch.as_tensor(memory.next_r_state[row], device=dev)
                     rl, _ = torch_forward(self.reward.theta, self.layout, act, nrs)
-                    v = torch.logsumexp(qn + torch.log_softmax(rl, 1), 1)
-                elif h.double_dqn:
+                elif h.double_dqn and h.algorithm != "psi":
                     qo, _ = torch_forward(self.q.theta, self.layout, act, nst)
-                    v = qn.gather(1, qo.argmax(1, keepdim=True))[:, 0]
-                else:
-                    v = qn.max(1).values
-                y = rew + h.discount * v
+                y = rew + h.discount * torch_bootstrap(h.algorithm, qn, rl, qo)
             q, _ = torch_forward(self.q.theta, self.layout, obs, st)
             loss = ((q.gather(1, act[:, None])[:, 0] - y) ** 2).mean()
             self.opt.zero_grad(set_to_none=False)
@@ -148,4 +163,4 @@ class TorchUpdater:
         with torch.no_grad():  # keep the numpy mirrors current (saving, CPU-side code)
             self.q.theta_np[...] = self.q.theta.detach().cpu().numpy()
             self.target.theta_np[...] = self.target.theta.cpu().numpy()
-        return UpdateStats(np.asarray(losses), np.asarray(targets))
+        return np.asarray(losses), np.asarray(targets)

@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,7 @@ import numpy as np
 
 from rltuner.checkpoint import atomic_write_text, load_arrays, save_arrays
 from rltuner.encoding import Key
-from rltuner.env import (
-    PRIMING_MODES,
-    CompositionEnv,
-    Network,
-    Priming,
-    load_network,
-    softmax_sample,
-)
+from rltuner.env import PRIMING_MODES, CompositionEnv, Priming, music_theory_rewards
 from rltuner.errors import RltunerError
 from rltuner.learner import (
     ALGORITHMS,
@@ -46,12 +40,16 @@ from rltuner.learner import (
     Learner,
     LearnerHyper,
     ReplayMemory,
-    action_scores,
     linear_epsilon,
 )
+from rltuner.metrics import composition_stats
 from rltuner.naturalness import bundled_reference, naturalness_stats
+from rltuner.network import Network, bundled_note_rnn_path, load_network, softmax_sample
 from rltuner.options import check_device, check_int, check_range, option
+from rltuner.plugins import installed_rule_names, load_rules, rule_name
+from rltuner.policy import Policy, action_scores, sample
 from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
+from rltuner.warmup import ensure_compiled
 
 __all__ = ["TunerConfig", "RLTuner", "Rollout", "RESUME_OVERRIDES"]
 
@@ -185,8 +183,6 @@ class TunerConfig:
                 f"--primer {self.primer} is used only with --priming single_midi "
                 f"(priming is {self.priming!r})"
             )
-        from rltuner.plugins import installed_rule_names, rule_name
-
         unknown = set(self.weights) - set(RULE_NAMES) - {rule_name(r) for r in self.rules}
         if unknown and unknown - installed_rule_names():
             raise RltunerError(
@@ -273,26 +269,18 @@ class Rollout:
     music_theory: np.ndarray
 
 
-def _bundled_note_rnn() -> str:
-    from importlib.resources import files
-
-    return str(files("rltuner") / "data" / "note_rnn.safetensors")
-
-
 class RLTuner:
     """Tune a Note RNN with RL. ``RLTuner(config).train(run_dir)``; ``.generate()``,
     ``.evaluate()``, ``.save()``, ``RLTuner.load(run_dir)``."""
 
     def __init__(self, config: TunerConfig | None = None) -> None:
         self.config = cfg = config or TunerConfig()
-        self.note_rnn_path = cfg.note_rnn or _bundled_note_rnn()
+        self.note_rnn_path = cfg.note_rnn or str(bundled_note_rnn_path())
         note_rnn, self.note_rnn_meta = load_network(self.note_rnn_path)
         if cfg.device != "cpu":
             note_rnn = note_rnn.to(cfg.device)
         self.key = Key.parse(cfg.key)
         self.tables = RuleTables.from_key(self.key, cfg.num_notes)
-        from rltuner.plugins import load_rules
-
         self.user_rules = load_rules(cfg.rules, cfg.weights)
         self.reward_rnn = note_rnn
         self.rng = np.random.default_rng(cfg.seed)
@@ -366,49 +354,41 @@ class RLTuner:
     def q_network(self) -> Network:
         return self.learner.q
 
+    @property
+    def policy(self) -> Policy:
+        """The tuned policy: the Q-network with this run's algorithm and its prior."""
+        return Policy(self.learner.q, self.config.algorithm, self.reward_rnn)
+
     # ------------------------------------------------------------------ sampling
     def rollout(
         self,
         n: int,
-        rng: np.random.Generator | None = None,
+        seed: int | Sequence[int] | None = None,
         *,
         most_probable: bool = False,
         network: Network | None = None,
         batch: int = 2048,
     ) -> Rollout:
-        """Sample ``n`` compositions (no exploration): each note drawn from the softmax of the
-        policy's scores (argmax with ``most_probable``). ``network`` defaults to the tuned
-        Q-network; pass ``self.reward_rnn`` for the untuned Note RNN."""
-        rng = rng if rng is not None else np.random.default_rng(self.config.seed + 1)
-        net = network if network is not None else self.learner.q
-        algorithm = self.config.algorithm if network is None else "q"
-        n_steps = self.tables.num_notes
-        comps = np.zeros((n, n_steps), dtype=np.int8)
-        log_p = np.zeros((n, n_steps))
-        music = np.zeros((n, n_steps))
-        self._rollout_into(net, algorithm, rng, most_probable, batch, comps, log_p, music)
-        return Rollout(comps, log_p, music)
-
-    def _rollout_into(self, net, algorithm, rng, most_probable, batch, comps, log_p, music):
-        n, n_steps = comps.shape
-        for s in range(0, n, batch):
-            b = min(batch, n - s)
-            env = self._make_env(b, rng)
-            for t in range(n_steps):
-                q, q_next = net.step(env.obs, env.q_state)
-                scores = action_scores(algorithm, q, env.reward_logits)
-                a = scores.argmax(axis=1) if most_probable else softmax_sample(scores, rng)
-                out = env.step(a, q_next)
-                log_p[s : s + b, t] = out.log_p
-                music[s : s + b, t] = out.music_theory
-            comps[s : s + b] = out.finished
+        """Sample ``n`` compositions (no exploration) with the one sampler
+        (:func:`rltuner.policy.sample`) and this run's priming: each note drawn from the
+        softmax of the policy's scores (argmax with ``most_probable``), then every step
+        scored as the environment scores it. ``network`` defaults to the tuned Q-network; pass
+        ``self.reward_rnn`` for the untuned Note RNN."""
+        seed = self.config.seed + 1 if seed is None else seed
+        policy = self.policy if network is None else Policy(network)
+        s = sample(policy, n, self.tables.num_notes, seed, priming=self.priming,
+                   most_probable=most_probable, batch=batch)  # fmt: skip
+        cfg = self.config
+        music = music_theory_rewards(s.compositions, s.first_obs, self.tables,
+                                     cfg.weights or None, self.user_rules)  # fmt: skip
+        return Rollout(s.compositions, s.log_p.astype(np.float64), music)
 
     def generate(
         self, n: int = 10, seed: int | None = None, most_probable: bool = False
     ) -> np.ndarray:
         """``(n, num_notes)`` int8 compositions from the tuned policy."""
-        rng = np.random.default_rng(self.config.seed + 7 if seed is None else seed)
-        return self.rollout(n, rng, most_probable=most_probable).compositions
+        seed = self.config.seed + 7 if seed is None else seed
+        return self.rollout(n, seed, most_probable=most_probable).compositions
 
     def evaluate(
         self, n: int = 1000, seed: int | None = None, network: Network | None = None
@@ -418,10 +398,8 @@ class RLTuner:
         scalars, NaN as ``None``; ``naturalness_details``: distributions and top openings;
         ``naturalness_corpus``: the same scalars for held-out corpus windows of ``num_notes`` steps,
         for reference) of ``n`` sampled compositions."""
-        from rltuner.metrics import composition_stats
-
-        rng = np.random.default_rng(self.config.seed + 11 if seed is None else seed)
-        ro = self.rollout(n, rng, network=network)
+        seed = self.config.seed + 11 if seed is None else seed
+        ro = self.rollout(n, seed, network=network)
         stats = composition_stats(ro.compositions, self.key)
         reference = bundled_reference()
         nat = naturalness_stats(ro.compositions, reference)
@@ -462,8 +440,6 @@ class RLTuner:
         self._history_at_start = len(self.history)
         is_pg = cfg.algorithm == PG_ALGORITHM
         if cfg.device == "cpu" and not is_pg:
-            from rltuner.warmup import ensure_compiled
-
             ensure_compiled(self.learner.threads, announce=progress)
         if self._memory is None and not is_pg:
             self._memory = self._new_memory()
@@ -581,8 +557,7 @@ class RLTuner:
         self, window: _Window, elapsed: float, steps_done: int
     ) -> dict[str, float]:
         cfg = self.config
-        rng = np.random.default_rng([cfg.seed, self.step])
-        ro = self.rollout(cfg.eval_compositions, rng)
+        ro = self.rollout(cfg.eval_compositions, (cfg.seed, self.step))
         row = {
             "step": self.step,
             **window.summary(),

@@ -22,6 +22,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from rltuner import lstm_kernels, naturalness, policy, rewards
+from rltuner.env import music_theory_rewards
+from rltuner.learner import Learner, LearnerHyper, ReplayMemory
+from rltuner.metrics import composition_stats
+from rltuner.network import bundled_note_rnn_path, load_network
+from rltuner.rewards import RuleTables
+
 __all__ = ["GROUPS", "COMPILE_SECONDS_ESTIMATE", "ensure_compiled", "missing_groups"]
 
 GROUPS = ("update", "acting")
@@ -39,12 +46,11 @@ def _has_cache(dispatcher) -> bool:
 
 def missing_groups(threads: int) -> list[str]:
     """The kernel groups that have no valid cache entry yet."""
-    from rltuner import evaluate, lstm_kernels, naturalness, rewards
-
     parallel = lstm_kernels.uses_parallel_kernel(threads)
     update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
     acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
-              evaluate._lstm_infer, naturalness._count_notes, naturalness._ngram_total)  # fmt: skip
+              policy._centre, policy._draw, naturalness._count_notes,
+              naturalness._ngram_total)  # fmt: skip
     out = []
     if not _has_cache(update):
         out.append("update")
@@ -99,10 +105,6 @@ def ensure_compiled(
 def _compile_update(threads: int) -> None:
     """One tiny minibatch update through the real Learner and ReplayMemory (identical argument
     types to a run's)."""
-    from rltuner.env import load_network
-    from rltuner.evaluate import bundled_note_rnn_path
-    from rltuner.learner import Learner, LearnerHyper, ReplayMemory
-
     net, _ = load_network(bundled_note_rnn_path())
     learner = Learner(net.copy(), net, LearnerHyper(), threads=threads)
     stride = 4
@@ -116,13 +118,15 @@ def _compile_update(threads: int) -> None:
 
 
 def _compile_acting() -> None:
-    """Acting, rewards and statistics of a tiny rollout, and the evaluation sampler."""
-    from rltuner.evaluate import evaluate_model, load_model
-    from rltuner.tuner import RLTuner, TunerConfig
-
-    tuner = RLTuner(TunerConfig(report=False))
-    tuner.evaluate(8)
-    evaluate_model(load_model("bundled"), compositions=8, workers=1)
+    """The sampler (network step, scores, draws) for a plain and a G policy, the per-step
+    rewards, the Table-1 statistics and the naturalness metrics of a tiny rollout (the calls a
+    run and an evaluation make)."""
+    net, _ = load_network(bundled_note_rnn_path())
+    for pol in (policy.Policy(net), policy.Policy(net.copy(), "g", net)):
+        s = policy.sample(pol, 8, 32, 0)
+    music_theory_rewards(s.compositions, s.first_obs, RuleTables.from_key())
+    composition_stats(s.compositions)
+    naturalness.naturalness_stats(s.compositions, naturalness.bundled_reference())
 
 
 def main(argv: list[str] | None = None) -> None:
