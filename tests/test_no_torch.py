@@ -2,7 +2,8 @@
 
 A child process runs with torch made unimportable (a ``sitecustomize`` import blocker, as if the
 package were not installed) and uses the command line as a user would: tune with Q and G, then
-evaluate, report and render; the torch-only features answer with one line naming the extra.
+generate, evaluate, report and render; the torch-only features answer with one line naming the
+extra.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ tiny = ["--note-rnn", model, "--steps", "1024", "--eval-every", "512", "--memory
         "--no-report", "--quiet"]
 for alg in ("q", "g"):
     code, err = cli("tune", "--algorithm", alg, "--out", f"{out}/{alg}", *tiny)
+    assert code == 0, err
+for name, path in (("q", f"{out}/q"), ("g", f"{out}/g"), ("untuned", model)):
+    code, err = cli("generate", "--model", path, "-n", "3", "--length", "16",
+                    "--out", f"{out}/gen_{name}", "--quiet")
     assert code == 0, err
 code, err = cli("evaluate", f"{out}/q", f"{out}/g", "--compositions", "64", "--quiet")
 assert code == 0, err
@@ -93,3 +98,5 @@ def test_cpu_paths_run_without_torch(tmp_path, tiny_note_rnn):
         assert (out / alg / "stats.json").exists()
     assert (out / "g" / "report.html").stat().st_size > 10_000
     assert len(list((out / "wav").glob("*.wav"))) == 2
+    for name in ("q", "g", "untuned"):
+        assert len(list((out / f"gen_{name}").glob("*.mid"))) == 3

@@ -451,6 +451,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _print_config(cfg)
         return 0
     _ensure_out_dir(cfg.out)
+    ensure_compiled(0, announce=not args.quiet, groups=("acting",))
     res = generate(
         _resolve_model(cfg.model),
         cfg.out,
