@@ -19,7 +19,6 @@ from rltuner.errors import RltunerError
 from rltuner.evaluate import (
     EXTRA_ROWS,
     EvalModel,
-    bundled_note_rnn_path,
     distinct_share,
     evaluate_model,
     evaluate_models,
@@ -180,18 +179,17 @@ def test_load_model_kinds(tiny_note_rnn, tmp_path):
         load_model(tmp_path)
 
 
-def test_tuned_model_without_its_base_falls_back_to_bundled(tiny_note_rnn, tmp_path):
+def test_tuned_model_without_its_base_uses_the_embedded_copy(tiny_note_rnn, tmp_path):
+    """Never the bundled Note RNN in place of a missing base: the tuned file carries its own."""
     import shutil
 
     base = tmp_path / "base.safetensors"
     shutil.copy(tiny_note_rnn, base)
     run = make_tuned(tmp_path, base, "q")
     base.unlink()
-    if bundled_note_rnn_path().exists():
-        assert load_model(run).reward_rnn_path == bundled_note_rnn_path()
-    else:
-        with pytest.raises(RltunerError, match="Reward RNN cannot be loaded"):
-            load_model(run)
+    m = load_model(run)
+    np.testing.assert_array_equal(m.reward_rnn.theta, load_network(tiny_note_rnn)[0].theta)
+    assert m.reward_rnn_path == base  # named by where it came from
 
 
 # ------------------------------------------------------------------ results and outputs

@@ -56,6 +56,13 @@ def _check_key(text: str) -> None:
         raise RltunerError(f"--key: {e}") from None
 
 
+# a tuned model's prior travels with it (embedded); this supplies one that was left out
+_NOTE_RNN_HELP = (
+    "the Note RNN a tuned model was tuned from, when the model does not embed it and its "
+    "recorded file is gone (checked against the recorded hash)"
+)
+
+
 @dataclass
 class GenerateConfig:
     """Sample melodies from a Note RNN or a tuned model."""
@@ -77,6 +84,7 @@ class GenerateConfig:
     wav: bool = option(
         False, help="also write a WAV next to each MIDI (FluidSynth if installed, else built-in)"
     )
+    note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
 
     def __post_init__(self) -> None:
         check_int("n", self.n, 1)
@@ -167,6 +175,7 @@ class EvaluateConfig:
     plot: bool = option(
         True, help="with --out, also write comparison.png (Table 1) and distributions.png"
     )
+    note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
 
     def __post_init__(self) -> None:
         check_int("compositions", self.compositions, 1)
@@ -204,6 +213,7 @@ class ReportConfig:
     compositions: int = option(2000, help="compositions per model for the Table-1 comparison")
     seed: int = option(0, help="random seed for the comparison and the samples")
     synth: str = option("auto", help="auto (FluidSynth if installed) | fluidsynth | builtin")
+    note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
 
     def __post_init__(self) -> None:
         check_int("samples", self.samples, 1)
@@ -364,7 +374,8 @@ def _refuse_changes_on_resume(args: argparse.Namespace, run: Path) -> None:
     given = [
         f"--{f.name.replace('_', '-')}"
         for f in dataclasses.fields(TunerConfig)
-        if hasattr(args, f.name) and f.name not in RESUME_OVERRIDES
+        # --note-rnn supplies the run's own prior (checked against its hash): no change
+        if hasattr(args, f.name) and f.name not in RESUME_OVERRIDES and f.name != "note_rnn"
     ]
     if args.out is not None and Path(args.out).resolve() != run.resolve():
         given.append("--out")
@@ -375,7 +386,8 @@ def _refuse_changes_on_resume(args: argparse.Namespace, run: Path) -> None:
         allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_OVERRIDES)
         raise RltunerError(
             f"--resume {run} continues the run as configured; {', '.join(given)} would change "
-            f"it (with --resume only {allowed} and the run's --rule may be given; "
+            f"it (with --resume only {allowed}, --note-rnn (the run's own prior, checked "
+            "against its hash) and the run's --rule may be given; "
             "start a new run with --out for other settings)"
         )
 
@@ -391,7 +403,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         }
         if getattr(args, "rules", None):
             overrides["rules"] = args.rules
-        tuner = RLTuner.load(run, overrides)
+        tuner = RLTuner.load(run, overrides, note_rnn=getattr(args, "note_rnn", None))
         print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
     else:
         base = _load_config_file(args.config)
@@ -463,6 +475,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         most_probable=cfg.most_probable,
         qpm=cfg.qpm,
         program=cfg.program,
+        note_rnn=cfg.note_rnn,
     )
     print(f"wrote {len(res.midi_paths)} MIDI files to {Path(cfg.out)}/ and {res.piano_roll_path}")
     if cfg.wav:
@@ -505,7 +518,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     comp = evaluate_models(models, compositions=cfg.compositions, seed=cfg.seed,
                            key=Key.parse(cfg.key),
                            num_notes=cfg.num_notes, batch=cfg.batch,
-                           workers=cfg.workers or None, progress=not args.quiet)  # fmt: skip
+                           workers=cfg.workers or None, progress=not args.quiet,
+                           note_rnn=cfg.note_rnn)  # fmt: skip
     print(comp.to_markdown())
     if cfg.out:
         paths = comp.write(cfg.out)
@@ -542,7 +556,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     ensure_compiled(0, announce=not args.quiet, groups=("acting",))
     path = write_report(args.run_dir, compare=args.compare or (), out=cfg.out,
                         n_samples=cfg.samples, compositions=cfg.compositions, seed=cfg.seed,
-                        synth=cfg.synth)  # fmt: skip
+                        synth=cfg.synth, note_rnn=cfg.note_rnn)  # fmt: skip
     print(f"wrote {path}")
     return 0
 

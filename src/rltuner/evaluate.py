@@ -6,9 +6,10 @@ tune``), a run directory holding one, or the word ``bundled``. Each model is sam
 uniform over all 38 classes), then every next note drawn from the softmax of the model's outputs
 (for G models: of ``G + Reward-RNN logits``), no exploration.
 
-The *Reward RNN* scores the sampled notes: the base Note RNN a tuned model was tuned from
-(its metadata ``training.base_note_rnn``; the bundled model when that file is gone), or the
-model itself for an untuned Note RNN (so its KL is exactly 0).
+The *Reward RNN* scores the sampled notes: the base Note RNN a tuned model was tuned from (the
+copy embedded in the tuned file, else its recorded file when the hash matches; never another
+model in its place: :func:`rltuner.policy.resolve_prior`), or the model itself for an untuned
+Note RNN (so its KL is exactly 0).
 
 Sampling is the one sampler of :mod:`rltuner.policy` (the same that ``rltuner generate``, the
 report and the tuner use): batched chunks on the numba forward pass, softmax, sampling,
@@ -694,11 +695,14 @@ def evaluate_models(
     batch: int = 1024,
     workers: int | None = None,
     progress: bool = False,
+    note_rnn: str | os.PathLike | None = None,
 ) -> Comparison:
     """Evaluate every model of ``specs`` (paths, run folders, ``"bundled"``, ``NAME=PATH`` or
-    loaded :class:`EvalModel`) with the same settings. Duplicate names get a suffix."""
+    loaded :class:`EvalModel`) with the same settings. Duplicate names get a suffix.
+    ``note_rnn``: the prior of tuned models whose own is not found (checked against each
+    model's recorded hash; see :func:`rltuner.policy.resolve_prior`)."""
     key = Key.parse(key) if isinstance(key, str) else key
-    models = [s if isinstance(s, EvalModel) else load_model(s) for s in specs]
+    models = [s if isinstance(s, EvalModel) else load_model(s, note_rnn=note_rnn) for s in specs]
     reference = corpus_reference(num_notes)  # built once, before any model is timed
     seen: dict[str, int] = {}
     for m in models:

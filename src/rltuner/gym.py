@@ -33,6 +33,9 @@ The MDP is the tuner's (``docs/rules.md#compositions-and-priming``), with its re
 Configuration: a :class:`~rltuner.tuner.TunerConfig` (``config=``) and/or its fields as keyword
 arguments (``note_rnn``, ``key``, ``num_notes``, ``reward_mode``, ``reward_scaler``,
 ``weights``, ``rules``, ``priming``, ``primer``, ``seed``); the learning fields are ignored.
+``model=RUN`` (a tuned model or its run folder) scores with the prior that model was tuned
+from, taken as :func:`rltuner.policy.load_policy` takes it (its embedded copy, else its
+recorded file when the hash matches; ``note_rnn`` then supplies a missing one).
 Seeding follows Gymnasium: ``reset(seed=...)`` reseeds the priming draws.
 
 :class:`MelodyVectorEnv` runs ``num_envs`` compositions in one batched step (a
@@ -52,8 +55,9 @@ from gymnasium.vector.utils import batch_space
 
 from rltuner.encoding import NUM_CLASSES, PITCH_NAMES, Key
 from rltuner.env import CompositionEnv, Priming
-from rltuner.network import bundled_note_rnn_path, load_network
+from rltuner.network import Network, bundled_note_rnn_path, load_network
 from rltuner.plugins import load_rules
+from rltuner.policy import load_prior
 from rltuner.rewards import RULE_NAMES, RuleTables
 from rltuner.tuner import TunerConfig
 
@@ -95,9 +99,12 @@ def _primer_melodies(cfg: TunerConfig) -> list[np.ndarray] | None:
     return None
 
 
-def make_composition_env(cfg: TunerConfig, batch: int, rng: np.random.Generator) -> CompositionEnv:
-    """The batched environment of ``cfg`` (Reward RNN, key, rules, priming), ``batch`` rows."""
-    net, _ = load_network(cfg.note_rnn or bundled_note_rnn_path())
+def make_composition_env(
+    cfg: TunerConfig, batch: int, rng: np.random.Generator, reward_rnn: Network | None = None
+) -> CompositionEnv:
+    """The batched environment of ``cfg`` (Reward RNN, key, rules, priming), ``batch`` rows.
+    ``reward_rnn`` defaults to ``cfg.note_rnn``'s file (or the bundled Note RNN)."""
+    net = reward_rnn or load_network(cfg.note_rnn or bundled_note_rnn_path())[0]
     tables = RuleTables.from_key(Key.parse(cfg.key), cfg.num_notes)
     priming = Priming(cfg.priming, net, _primer_melodies(cfg), rng=np.random.default_rng(cfg.seed))
     return CompositionEnv(
@@ -152,6 +159,7 @@ class MelodyEnv(gymnasium.Env):
         self,
         config: TunerConfig | None = None,
         render_mode: str | None = None,
+        model: str | None = None,
         **overrides: Any,
     ) -> None:
         self.config = cfg = _config(config, overrides)
@@ -161,7 +169,8 @@ class MelodyEnv(gymnasium.Env):
         self.num_notes = cfg.num_notes
         self.action_space = spaces.Discrete(NUM_CLASSES)
         self.observation_space = melody_observation_space(cfg.num_notes)
-        self._env = make_composition_env(cfg, 1, np.random.default_rng(cfg.seed))
+        reward_rnn = load_prior(model, cfg.note_rnn) if model is not None else None
+        self._env = make_composition_env(cfg, 1, np.random.default_rng(cfg.seed), reward_rnn)
         self.rule_names = RULE_NAMES + tuple(r.name for r in self._env.user_rules)
         self._last_obs = _observations(self._env)[0]
         self._needs_reset = True
@@ -220,7 +229,13 @@ class MelodyVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 8, config: TunerConfig | None = None, **overrides: Any):
+    def __init__(
+        self,
+        num_envs: int = 8,
+        config: TunerConfig | None = None,
+        model: str | None = None,
+        **overrides: Any,
+    ):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.config = cfg = _config(config, overrides)
@@ -230,7 +245,10 @@ class MelodyVectorEnv(VectorEnv):
         self.single_observation_space = melody_observation_space(cfg.num_notes)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.render_mode = None
-        self._env = make_composition_env(cfg, self.num_envs, np.random.default_rng(cfg.seed))
+        reward_rnn = load_prior(model, cfg.note_rnn) if model is not None else None
+        self._env = make_composition_env(
+            cfg, self.num_envs, np.random.default_rng(cfg.seed), reward_rnn
+        )
         self._np_random = self._env.rng
 
     def reset(

@@ -259,6 +259,8 @@ def _model_from_tensors(path: Path, tensors: dict[str, Tensor], meta: dict[str, 
     if enc != ENCODING_META:
         raise RltunerError(f"{path}: Note RNN uses another melody encoding {enc} than rltuner")
     model = NoteRNN(config)
+    # a tuned checkpoint may embed the Note RNN it was tuned from: not part of this network
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("prior/")}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,12 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
+from rltuner.checkpoint import load_arrays
 from rltuner.encoding import NUM_CLASSES
 from rltuner.env import Priming
 from rltuner.errors import RltunerError
 from rltuner.lstm_kernels import single_threaded_blas
-from rltuner.network import Network, bundled_note_rnn_path, load_network
+from rltuner.network import Network, bundled_note_rnn_path, load_network, network_from_checkpoint
 
 __all__ = [
     "POLICY_ALGORITHMS",
@@ -43,7 +45,12 @@ __all__ = [
     "default_workers",
     "LoadedPolicy",
     "load_policy",
+    "load_prior",
     "resolve_model_path",
+    "PRIOR_PREFIX",
+    "prior_record",
+    "prior_arrays",
+    "resolve_prior",
 ]
 
 # "note_rnn": an untuned Note RNN (samples from its own logits); "kl_pg": the policy-gradient
@@ -286,6 +293,132 @@ def resolve_model_path(spec: str | os.PathLike) -> Path:
     return p
 
 
+# ------------------------------------------------------------------------------ priors
+# A tuned checkpoint records its prior (the Note RNN it was tuned from: Reward RNN, and for G
+# part of the policy) as ``meta["training"]["prior"]`` (run checkpoints: ``meta["prior"]``):
+# ``sha256`` (Network.weights_hash), ``layer_sizes``, ``source`` (the path as the user gave it,
+# or "bundled"), ``relative`` (that file relative to the checkpoint's folder, when there was a
+# file) and ``embedded``; with ``embedded`` its weights are the arrays under PRIOR_PREFIX.
+PRIOR_PREFIX = "prior/"
+_ANNOUNCED: set[str] = set()  # checkpoints whose unconfirmed prior was already reported
+
+
+def prior_record(
+    prior: Network, source: str, source_path: Path | None, where: Path, embedded: bool
+) -> dict[str, Any]:
+    """The identity of ``prior`` as a checkpoint in folder ``where`` records it."""
+    rec: dict[str, Any] = {
+        "sha256": prior.weights_hash(),
+        "layer_sizes": list(prior.layout.layer_sizes),
+        "source": source,
+        "embedded": bool(embedded),
+    }
+    if source != "bundled" and source_path is not None:
+        rec["relative"] = os.path.relpath(os.path.abspath(source_path), os.path.abspath(where))
+    return rec
+
+
+def prior_arrays(prior: Network) -> dict[str, np.ndarray]:
+    """The prior's weights as arrays to embed in a checkpoint (under :data:`PRIOR_PREFIX`)."""
+    return {PRIOR_PREFIX + k: v for k, v in prior.to_state_dict().items()}
+
+
+def _describe(record: dict[str, Any]) -> str:
+    sizes = "x".join(str(h) for h in record.get("layer_sizes", ())) or "?"
+    return f"LSTM {sizes}, sha256 {str(record.get('sha256', '?'))[:16]}…"
+
+
+def _source_path(source: str | None) -> Path | None:
+    if not source:
+        return None
+    return bundled_note_rnn_path() if source == "bundled" else Path(source)
+
+
+def resolve_prior(
+    checkpoint: Path,
+    record: dict[str, Any] | None,
+    arrays: dict[str, np.ndarray],
+    legacy: Sequence[str | None] = (),
+    note_rnn: str | os.PathLike | None = None,
+) -> tuple[Network, Path | None]:
+    """The prior of the tuned checkpoint ``checkpoint`` (its ``record`` and ``arrays``) and
+    where it came from (``None``: embedded, else the file used).
+
+    ``note_rnn`` (given by the user) is used when it matches the recorded hash, else refused.
+    Otherwise: the embedded weights; else the recorded file (as given, then relative to the
+    checkpoint's folder), then the bundled Note RNN, each only when its hash matches; else one
+    clear error naming what is missing and how to supply it. A checkpoint of an earlier version
+    (no ``record``) takes ``note_rnn``, else the first existing of ``legacy`` and the bundled
+    Note RNN, and says once that this prior cannot be confirmed."""
+    if record is None:
+        if note_rnn is not None:
+            return load_network(note_rnn)[0], Path(note_rnn)
+        for c in [*legacy, "bundled"]:
+            p = _source_path(c)
+            if p is not None and p.is_file():
+                if str(checkpoint) not in _ANNOUNCED:
+                    _ANNOUNCED.add(str(checkpoint))
+                    print(
+                        f"note: {checkpoint} was written by an older rltuner and does not record "
+                        f"which Note RNN it was tuned from; using {p} as its prior (this cannot "
+                        "be confirmed; pass --note-rnn PATH to choose another)",
+                        file=sys.stderr,
+                    )
+                return load_network(p)[0], p
+        raise RltunerError(
+            f"{checkpoint}: its prior Note RNN {legacy[0] if legacy else None!r} is missing and "
+            "so is the bundled one; pass it with --note-rnn PATH"
+        )
+    want = record.get("sha256")
+    if note_rnn is not None:
+        net = load_network(note_rnn)[0]
+        if net.weights_hash() != want:
+            raise RltunerError(
+                f"{note_rnn}: does not match the prior Note RNN {checkpoint} was tuned from "
+                f"({_describe(record)}); pass that Note RNN"
+            )
+        return net, Path(note_rnn)
+    embedded = {k[len(PRIOR_PREFIX) :]: v for k, v in arrays.items() if k.startswith(PRIOR_PREFIX)}
+    if embedded:
+        net = Network.from_state_dict(embedded, tuple(record["layer_sizes"]), str(checkpoint))
+        if net.weights_hash() != want:
+            raise RltunerError(
+                f"{checkpoint}: its embedded prior Note RNN does not match its recorded hash "
+                "(the file is damaged); pass the Note RNN it was tuned from with --note-rnn PATH"
+            )
+        return net, None
+    candidates: list[Path] = []
+    source = _source_path(record.get("source"))
+    if source is not None:
+        candidates.append(source)
+    if record.get("relative"):
+        candidates.append(checkpoint.parent / record["relative"])
+    candidates.append(bundled_note_rnn_path())
+    tried: list[str] = []
+    seen: set[str] = set()
+    for c in candidates:
+        key = os.path.abspath(c)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not c.is_file():
+            tried.append(f"{c} is missing")
+            continue
+        try:
+            net = load_network(c)[0]
+        except RltunerError:
+            tried.append(f"{c} is not a Note RNN checkpoint")
+            continue
+        if net.weights_hash() == want:
+            return net, c
+        tried.append(f"{c} does not match (another model)")
+    raise RltunerError(
+        f"{checkpoint}: the prior Note RNN it was tuned from ({_describe(record)}) is not "
+        f"embedded in it and {'; '.join(tried)}; pass that Note RNN with --note-rnn PATH "
+        "(it is checked against the hash)"
+    )
+
+
 class LoadedPolicy(NamedTuple):
     """A policy loaded from a checkpoint: the :class:`Policy`, the checkpoint file ``path``, its
     metadata ``meta`` and where its prior came from (``prior_path``; ``None`` for an untuned
@@ -299,11 +432,12 @@ class LoadedPolicy(NamedTuple):
 
 def load_policy(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = None) -> LoadedPolicy:
     """Load a model to act with: an untuned Note RNN, or a tuned checkpoint (``rltuner tune``'s
-    ``tuned.safetensors``, or its run folder) with its algorithm and its prior. A tuned
-    model's prior is ``note_rnn`` when given, else its metadata's ``training.base_note_rnn``,
-    else the bundled Note RNN when that file no longer exists."""
+    ``tuned.safetensors``, or its run folder) with its algorithm and its prior, found by
+    :func:`resolve_prior` (``note_rnn``: the prior, checked against the recorded hash)."""
     path = resolve_model_path(spec)
-    network, meta = load_network(path)
+    arrays, meta = load_arrays(path, what="Note RNN checkpoint")
+    own = {k: v for k, v in arrays.items() if not k.startswith(PRIOR_PREFIX)}
+    network = network_from_checkpoint(own, meta, str(path))
     training = meta.get("training") or {}
     tuner_cfg = training.get("tuner_config") or {}
     if not tuner_cfg:
@@ -311,18 +445,15 @@ def load_policy(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = No
     algorithm = str(tuner_cfg.get("algorithm", "q"))
     if algorithm not in POLICY_ALGORITHMS:
         raise RltunerError(f"{path}: unknown tuning algorithm {algorithm!r} in its metadata")
-    candidates = [note_rnn] if note_rnn is not None else []
-    candidates += [training.get("base_note_rnn"), tuner_cfg.get("note_rnn"), None]
-    prior_path = None
-    for c in candidates:
-        p = Path(c) if c else bundled_note_rnn_path()
-        if p.exists():
-            prior_path = p
-            break
-    if prior_path is None:
-        raise RltunerError(
-            f"{path}: its base Note RNN {training.get('base_note_rnn')!r} is missing and so is "
-            "the bundled one; the Reward RNN cannot be loaded"
-        )
-    prior, _ = load_network(prior_path)
+    record = training.get("prior")
+    legacy = [training.get("base_note_rnn"), tuner_cfg.get("note_rnn")]
+    prior, prior_path = resolve_prior(path, record, arrays, legacy, note_rnn)
+    if prior_path is None:  # embedded: name it by where it came from
+        prior_path = _source_path(record.get("source")) or path
     return LoadedPolicy(Policy(network, algorithm, prior), path, meta, prior_path)
+
+
+def load_prior(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = None) -> Network:
+    """The Note RNN that scores melodies for ``spec``: a Note RNN file itself, or a tuned
+    model's prior (:func:`load_policy`)."""
+    return load_policy(spec, note_rnn).policy.base

@@ -480,6 +480,7 @@ def write_report(
     compositions: int = 2000,
     seed: int = 0,
     synth: str = "auto",
+    note_rnn: str | os.PathLike | None = None,
 ) -> Path:
     """Write the run's self-contained HTML report (default ``run_dir/report.html``).
 
@@ -500,7 +501,7 @@ def write_report(
     if not tuned_path.exists():
         raise RltunerError(f"{run}: no tuned model (tuned.safetensors); finish the run first")
     out_path = Path(out) if out is not None else run / "report.html"
-    tuned = load_model(tuned_path, name=run.name)
+    tuned = load_model(tuned_path, name=run.name, note_rnn=note_rnn)
     models = [tuned, tuned.base] + [load_model(c) for c in compare]
     comp = evaluate_models(models, compositions=compositions, seed=seed,
                            num_notes=_num_notes(run))  # fmt: skip

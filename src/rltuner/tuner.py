@@ -47,7 +47,14 @@ from rltuner.naturalness import bundled_reference, naturalness_stats
 from rltuner.network import Network, bundled_note_rnn_path, load_network, softmax_sample
 from rltuner.options import check_device, check_int, check_range, option
 from rltuner.plugins import installed_rule_names, load_rules, rule_name
-from rltuner.policy import Policy, action_scores, sample
+from rltuner.policy import (
+    Policy,
+    action_scores,
+    prior_arrays,
+    prior_record,
+    resolve_prior,
+    sample,
+)
 from rltuner.rewards import REWARD_MODES, RULE_NAMES, RuleTables
 from rltuner.warmup import ensure_compiled
 
@@ -131,6 +138,11 @@ class TunerConfig:
     )
     save_replay: bool = option(True, help="checkpoint the replay memory too (exact resume)")
     report: bool = option(True, help="write report.html (plots, statistics, audio) at the end")
+    embed_prior: bool = option(
+        True,
+        help="store the Note RNN's weights in tuned.safetensors and the checkpoint (off: only "
+        "its hash; then the model needs that file, see --note-rnn)",
+    )
     tensorboard: bool = option(
         False, help="also log the scalars to RUN/tensorboard/ (tensorboard --logdir RUN)"
     )
@@ -273,10 +285,24 @@ class RLTuner:
     """Tune a Note RNN with RL. ``RLTuner(config).train(run_dir)``; ``.generate()``,
     ``.evaluate()``, ``.save()``, ``RLTuner.load(run_dir)``."""
 
-    def __init__(self, config: TunerConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: TunerConfig | None = None,
+        *,
+        prior: Network | None = None,
+        primer_melody: np.ndarray | None = None,
+    ) -> None:
+        """``prior``: the Note RNN to tune (default: ``config.note_rnn``'s file, or the bundled
+        one); ``primer_melody``: the ``single_midi`` primer as classes (default: read from
+        ``config.primer``). :meth:`load` passes both from a checkpoint."""
         self.config = cfg = config or TunerConfig()
         self.note_rnn_path = cfg.note_rnn or str(bundled_note_rnn_path())
-        note_rnn, self.note_rnn_meta = load_network(self.note_rnn_path)
+        self.note_rnn_meta: dict[str, Any] = {}
+        if prior is None:
+            prior, self.note_rnn_meta = load_network(self.note_rnn_path)
+        note_rnn = prior
+        self.prior = prior.to("cpu") if prior.device != "cpu" else prior
+        self._primer_melody = None if primer_melody is None else np.asarray(primer_melody)
         if cfg.device != "cpu":
             note_rnn = note_rnn.to(cfg.device)
         self.key = Key.parse(cfg.key)
@@ -317,9 +343,11 @@ class RLTuner:
     def _primer_melodies(self) -> list[np.ndarray] | None:
         cfg = self.config
         if cfg.priming == "single_midi":
-            from rltuner.midi_io import read_midi
+            if self._primer_melody is None:
+                from rltuner.midi_io import read_midi
 
-            return [read_midi(cfg.primer)[0].melody]
+                self._primer_melody = np.asarray(read_midi(cfg.primer)[0].melody)
+            return [self._primer_melody]
         if cfg.priming == "random_midi":
             from rltuner.corpus import load_bundled
 
@@ -703,23 +731,38 @@ class RLTuner:
         ]
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
+    def _prior_source(self) -> str:
+        return "bundled" if self.config.note_rnn is None else str(self.config.note_rnn)
+
+    def _prior_record(self, where: Path) -> dict[str, Any]:
+        src = None if self.config.note_rnn is None else Path(self.config.note_rnn)
+        return prior_record(self.prior, self._prior_source(), src, where, self.config.embed_prior)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the tuned Q-network as a Note RNN checkpoint (loadable by
-        :func:`rltuner.note_rnn.load_note_rnn` and by :func:`rltuner.env.load_network`)."""
+        :func:`rltuner.note_rnn.load_note_rnn` and by :func:`rltuner.network.load_network`),
+        recording its prior's identity (``training.prior``) and, with ``config.embed_prior``,
+        the prior's weights (:func:`rltuner.policy.load_policy` reads them)."""
+        path = Path(path)
         meta = {
             "kind": "note_rnn",
             "format_version": 1,
             "config": {"layer_sizes": list(self.learner.q.layout.layer_sizes), "num_classes": 38},
-            "encoding": dict(self.note_rnn_meta.get("encoding", {})),
             "training": {
                 "tuned_by": "rltuner tune",
                 "tuner_config": self.config.to_dict(),
                 "steps": self.step,
-                "base_note_rnn": str(self.note_rnn_path),
+                "base_note_rnn": self._prior_source(),
+                "prior": self._prior_record(path.parent),
             },
             "metrics": {},
         }
-        save_arrays(path, self.learner.q.to_state_dict(), meta)
+        if self.note_rnn_meta.get("encoding"):
+            meta["encoding"] = dict(self.note_rnn_meta["encoding"])
+        arrays = self.learner.q.to_state_dict()
+        if self.config.embed_prior:
+            arrays.update(prior_arrays(self.prior))
+        save_arrays(path, arrays, meta)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, run: str | os.PathLike) -> Path:
@@ -732,6 +775,8 @@ class RLTuner:
             arrays.update({f"env/{k}": v for k, v in self._env.state_dict().items()})
         if self._memory is not None and self.config.save_replay:
             arrays.update({f"replay/{k}": v for k, v in self._memory.state_dict().items()})
+        if self.config.embed_prior:
+            arrays.update(prior_arrays(self.prior))
         meta = {
             "kind": "rltuner_run",
             "format_version": FORMAT_VERSION,
@@ -740,7 +785,12 @@ class RLTuner:
             "rng": _jsonable_rng(self.rng),
             "config": self.config.to_dict(),
             "history": self.history,
+            "prior": self._prior_record(d),
         }
+        if self.note_rnn_meta.get("encoding"):
+            meta["encoding"] = dict(self.note_rnn_meta["encoding"])
+        if self._primer_melody is not None:  # the run must not need the primer file again
+            meta["primer_melody"] = [int(c) for c in self._primer_melody]
         try:
             save_arrays(d / "state.safetensors", arrays, meta)
         except OSError as e:  # e.g. a full disk: the atomic write left the old checkpoint whole
@@ -752,9 +802,16 @@ class RLTuner:
 
     @classmethod
     def load(
-        cls, run: str | os.PathLike, config_overrides: dict[str, Any] | None = None
+        cls,
+        run: str | os.PathLike,
+        config_overrides: dict[str, Any] | None = None,
+        note_rnn: str | os.PathLike | None = None,
     ) -> RLTuner:
-        """Rebuild a tuner from ``run/checkpoint`` (networks, Adam, replay, env, RNG, logs)."""
+        """Rebuild a tuner from ``run/checkpoint`` (networks, Adam, replay, env, RNG, logs).
+
+        The prior comes from the checkpoint (embedded, else its recorded file or the bundled
+        Note RNN when the hash matches; ``note_rnn``: a file to use, checked against the hash;
+        :func:`rltuner.policy.resolve_prior`), so a run folder can be moved or copied."""
         run = Path(run)
         path = run / "checkpoint" / "state.safetensors"
         if not path.exists():
@@ -790,7 +847,16 @@ class RLTuner:
                 f"{int(meta['step']):,}; a run cannot be shortened"
             )
         cfg_dict.update(overrides, rules=given)
-        tuner = cls(TunerConfig.from_dict(cfg_dict))
+        legacy = [meta["config"].get("note_rnn")]
+        prior, _ = resolve_prior(path, meta.get("prior"), arrays, legacy, note_rnn)
+        primer = meta.get("primer_melody")
+        tuner = cls(
+            TunerConfig.from_dict(cfg_dict),
+            prior=prior,
+            primer_melody=None if primer is None else np.asarray(primer, dtype=np.int64),
+        )
+        if meta.get("encoding"):
+            tuner.note_rnn_meta = {"encoding": dict(meta["encoding"])}
         sub = lambda p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)}  # noqa: E731
         tuner.learner.load_state_dict(sub("learner/"))
         tuner.step = int(meta["step"])
