@@ -552,12 +552,31 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from rltuner.report import write_report
 
+    if (Path(args.run_dir) / "trials.json").is_file():  # a sweep folder (rltuner sweep)
+        from rltuner.sweep_results import write_sweep_report
+
+        print(f"wrote {write_sweep_report(args.run_dir, getattr(args, 'out', None))}")
+        return 0
     cfg = _config_from_args(ReportConfig, args)
     ensure_compiled(0, announce=not args.quiet, groups=("acting",))
     path = write_report(args.run_dir, compare=args.compare or (), out=cfg.out,
                         n_samples=cfg.samples, compositions=cfg.compositions, seed=cfg.seed,
                         synth=cfg.synth, note_rnn=cfg.note_rnn)  # fmt: skip
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rltuner.sweep import SweepConfig, run_sweep
+
+    stored = {}
+    if args.resume:
+        stored = _load_config_file(str(Path(args.resume) / "sweep.json")) if (
+            Path(args.resume) / "sweep.json").is_file() else {}  # fmt: skip
+    elif not args.spec or not args.out:
+        raise RltunerError("sweep needs SPEC.toml and --out SWEEP_DIR (or --resume SWEEP_DIR)")
+    cfg = _config_from_args(SweepConfig, args, stored)
+    run_sweep(args.resume or args.out, args.spec, cfg, resume=bool(args.resume), quiet=args.quiet)
     return 0
 
 
@@ -722,6 +741,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )  # fmt: skip
     add_dataclass_args(rp, ReportConfig)
     rp.set_defaults(func=cmd_report)
+
+    from rltuner.sweep import SweepConfig
+
+    sw = sub.add_parser(
+        "sweep", parents=[common], help="many tuning runs from a SPEC file, on Ray Tune",
+        description="Run every trial of a SPEC (a base tuner config and a search space) on Ray "
+        "Tune, evaluate each, and write OUT/results.csv|json|md and plots. Needs the sweep "
+        'extra: pip install "rltuner[sweep]".',
+    )  # fmt: skip
+    sw.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep's SPEC file")
+    sw.add_argument("--out", metavar="SWEEP_DIR", help="folder of the sweep (trials/, results)")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    add_dataclass_args(sw, SweepConfig)
+    sw.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

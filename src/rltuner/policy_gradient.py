@@ -433,8 +433,7 @@ def train_loop(tuner: Any, run: Any, end: int, bar: Any, stop_flag: dict, t0: fl
         if crossed or tuner.step >= cfg.steps:
             row = _log_row(tuner, window, time.perf_counter() - t0, tuner.step - steps_at_start)
             window = []
-            if run is not None:
-                tuner._write_row_and_checkpoint(run, row)
+            tuner._end_window(run, row)
     return False
 
 

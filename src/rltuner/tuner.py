@@ -23,7 +23,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,7 @@ class RLTuner:
         self._env: CompositionEnv | None = None
         self._tb = None  # rltuner.tensorboard.ScalarWriter of this process, made on first use
         self._history_at_start = 0  # log rows written before this train() call (a resume's)
+        self._on_window: Callable[[dict[str, float]], None] | None = None  # train()'s hook
 
     def _q_learner(self, note_rnn: Network, cfg: TunerConfig) -> Learner:
         return Learner(
@@ -451,12 +452,16 @@ class RLTuner:
         progress: bool = True,
         stop_after: int | None = None,
         force: bool = False,
+        on_window: Callable[[dict[str, float]], None] | None = None,
     ) -> dict[str, Any]:
         """Train to ``config.steps`` environment steps (continuing from ``self.step``).
 
         With ``run_dir``: logs, a checkpoint every ``eval_every`` steps (atomic), and at the end
         plots, MIDI samples, ``stats.json`` and ``tuned.safetensors``. Ctrl-C (SIGINT) writes a
         checkpoint and returns. ``stop_after`` stops after that many more steps (tests).
+        ``on_window(row)`` is called with every evaluation window's log row once it is logged
+        and checkpointed (a sweep reports it to Ray Tune; a scheduler may end the process
+        there, losing nothing).
 
         A new tuner (step 0) refuses a ``run_dir`` that already holds a run's checkpoint unless
         ``force``: then it starts over there, replacing that run's config, logs and outputs.
@@ -466,6 +471,7 @@ class RLTuner:
         if run is not None:
             self._prepare_run_dir(run, fresh=self.step == 0 and not self.history, force=force)
         self._history_at_start = len(self.history)
+        self._on_window = on_window
         is_pg = cfg.algorithm == PG_ALGORITHM
         if cfg.device == "cpu" and not is_pg:
             ensure_compiled(self.learner.threads, announce=progress)
@@ -544,8 +550,7 @@ class RLTuner:
                     window = _Window()
                     if not np.isfinite(learner.q.theta).all():
                         self._diverged(run, "the Q-network weights")
-                    if run is not None:
-                        self._write_row_and_checkpoint(run, row)
+                    self._end_window(run, row)
         finally:
             if bar is not None:
                 bar.close()
@@ -599,6 +604,14 @@ class RLTuner:
         }
         self.history.append(row)
         return row
+
+    def _end_window(self, run: Path | None, row: dict[str, float]) -> None:
+        """Log and checkpoint a finished window (with a run dir), then hand its row to the
+        ``on_window`` hook of :meth:`train`. Every algorithm's loop ends a window here."""
+        if run is not None:
+            self._write_row_and_checkpoint(run, row)
+        if self._on_window is not None:
+            self._on_window(row)
 
     def _write_row_and_checkpoint(self, run: Path, row: dict[str, float]) -> None:
         try:
