@@ -252,6 +252,33 @@ def _progress(trials: Path) -> tuple[set[str], dict[str, int]]:
     return finished, steps
 
 
+def _kill_session(sid: int) -> None:
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and int(fields[3]) == sid:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def _wait_for_trial_locks(trials: Path, timeout: float = 60.0) -> None:
+    """Until no process trains a trial (each holds its run's lock while it does)."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    for lock in trials.glob("*/.sweep.lock"):
+        with open(lock) as f:
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                    break
+                except BlockingIOError:
+                    assert time.monotonic() < deadline, f"{lock.parent.name} still trains"
+                    time.sleep(0.1)
+
+
 def _driver(*args: str) -> list[str]:
     return [sys.executable, "-m", "rltuner.cli", "sweep", *args, "--quiet"]
 
@@ -281,21 +308,13 @@ def test_killed_sweep_resumes_every_trial_once(clean_sweep, tiny_note_rnn, tmp_p
         time.sleep(0.01)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     assert mid is not None, "no trial was caught mid-way"
+    # the driver dies, then (as when its job is killed) everything it started: its Ray and
+    # the trials' workers, all in its session
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    try:  # Ray's helper processes of the killed driver (its session)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    # the trials' workers outlive the driver briefly (Ray ends them when it notices): read
-    # the checkpoints once they no longer change
-    finished_before, steps_at_kill = None, None
-    for _ in range(30):
-        now = _progress(trials)
-        if now == (finished_before, steps_at_kill):
-            break
-        finished_before, steps_at_kill = now
-        time.sleep(1.0)
+    _kill_session(proc.pid)
+    _wait_for_trial_locks(trials)
+    finished_before, steps_at_kill = _progress(trials)
     assert finished_before and steps_at_kill
 
     resumed = subprocess.run(_driver("--resume", str(out)), env=env, capture_output=True,

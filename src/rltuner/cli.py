@@ -745,12 +745,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from rltuner.sweep import SweepConfig
 
     sw = sub.add_parser(
-        "sweep", parents=[common], help="many tuning runs from a SPEC file, on Ray Tune",
-        description="Run every trial of a SPEC (a base tuner config and a search space) on Ray "
-        "Tune, evaluate each, and write OUT/results.csv|json|md and plots. Needs the sweep "
+        "sweep", parents=[common], help="many tuning runs from one sweep file, on Ray Tune",
+        description="Run every trial of a sweep file (a base tuner config and a search space) on "
+        "Ray Tune, evaluate each, and write OUT/results.csv|json|md and plots. Needs the sweep "
         'extra: pip install "rltuner[sweep]".',
     )  # fmt: skip
-    sw.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep's SPEC file")
+    sw.add_argument(
+        "spec",
+        nargs="?",
+        metavar="SWEEP.toml",
+        help="the sweep file: [base], [space], [evaluation]",
+    )
     sw.add_argument("--out", metavar="SWEEP_DIR", help="folder of the sweep (trials/, results)")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep")
     add_dataclass_args(sw, SweepConfig)

@@ -59,6 +59,7 @@ import numpy as np
 
 from rltuner.checkpoint import atomic_write_text
 from rltuner.errors import RltunerError
+from rltuner.options import option
 from rltuner.tuner import TunerConfig
 
 __all__ = [
@@ -121,8 +122,8 @@ class Dimension:
 class EvaluationSpec:
     """The evaluation of every finished trial (``rltuner evaluate RUN``)."""
 
-    compositions: int = 10_000  # compositions sampled per trial
-    seed: int = 0  # seed of the sampling (the same random numbers for every trial)
+    compositions: int = option(10_000, help="compositions sampled per trial")
+    seed: int = option(0, help="seed of the sampling (the same random numbers for every trial)")
 
 
 @dataclass
@@ -380,20 +381,37 @@ def expand_trials(spec: SweepSpec, defaults: dict[str, Any] | None = None,
 # ---------------------------------------------------------------------- options
 @dataclass
 class SweepConfig:
-    """Run a SPEC's trials on Ray Tune (local Ray, or a cluster with --address)."""
+    """Run a sweep file's trials on Ray Tune (local Ray, or a cluster with --address)."""
 
-    address: str | None = None  # Ray cluster: auto, HOST:PORT, ray://HOST:PORT (none: local Ray)
-    num_cpus: int = 0  # CPUs of the local Ray (0 = every CPU of this machine)
-    max_concurrent: int = 0  # trials running at once (0 = as many as the resources allow)
-    cpus_per_trial: float = 1.0  # CPUs Ray reserves for each trial
-    gpus_per_trial: float = -1.0  # GPUs Ray reserves per trial (-1 = 1 with --device cuda, else 0)
-    device: str | None = None  # device of every trial (cpu, cuda, cuda:1): overrides the SPEC
-    scheduler: str = "fifo"  # fifo (run every trial to the end) | asha (stop poor trials early)
-    metric: str = "eval/total_reward"  # window metric ASHA compares (a metrics.jsonl key)
-    mode: str = "max"  # max | min: whether a larger --metric is better
-    grace_windows: int = 2  # ASHA: evaluation windows every trial runs before it may be stopped
-    max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
-    object_store_mb: int = 100  # object store of the local Ray (trials pass no large data)
+    address: str | None = option(
+        None,
+        help="Ray cluster to use: auto, HOST:PORT or ray://HOST:PORT; unset: start a local Ray",
+    )
+    num_cpus: int = option(0, help="CPUs of the local Ray (0 = every CPU of this machine)")
+    max_concurrent: int = option(
+        0, help="trials running at once (0 = as many as the CPUs and GPUs allow)"
+    )
+    cpus_per_trial: float = option(1.0, help="CPUs Ray reserves for each trial")
+    gpus_per_trial: float = option(
+        -1.0, help="GPUs Ray reserves for each trial (-1 = 1 with --device cuda, else 0)"
+    )
+    device: str | None = option(
+        None, help="device of every trial (cpu, cuda, cuda:1); unset: the sweep file's"
+    )
+    scheduler: str = option(
+        "fifo", help="fifo (every trial runs to the end) | asha (stop poor trials early)"
+    )
+    metric: str = option(
+        "eval/total_reward", help="window metric ASHA compares (a metrics.jsonl key)"
+    )
+    mode: str = option("max", help="max | min: whether a larger --metric is better")
+    grace_windows: int = option(
+        2, help="ASHA: evaluation windows every trial runs before it may be stopped"
+    )
+    max_failures: int = option(2, help="retries of a crashed trial, each from its last checkpoint")
+    object_store_mb: int = option(
+        100, help="object store of the local Ray in MB (trials pass no large data)"
+    )
 
     def validate(self) -> None:
         if self.scheduler not in SCHEDULERS:
