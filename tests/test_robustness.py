@@ -251,3 +251,98 @@ def test_pickle_named_safetensors_is_refused(tmp_path, tiny_note_rnn):
         with pytest.raises(RltunerError):
             load_note_rnn(model)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------- damaged checkpoints
+def _damage(path: Path) -> None:
+    """Flip bytes inside the tensor data (past the header), as a bad disk or copy would."""
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) - 600, len(data) - 500):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_checkpoint_is_refused_and_the_previous_one_resumes(small_config, tmp_path, capsys):
+    RLTuner(small_config(steps=4800)).train(tmp_path, progress=False, stop_after=3200)
+    ckpt = tmp_path / "checkpoint"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["previous.safetensors", "state.safetensors"]
+    assert load_arrays(ckpt / "previous.safetensors")[1]["step"] == 1600
+    _damage(ckpt / "state.safetensors")
+    with pytest.raises(RltunerError, match=r"state.safetensors: the run checkpoint is damaged"):
+        load_arrays(ckpt / "state.safetensors", what="run checkpoint")
+    capsys.readouterr()
+    t = RLTuner.load(tmp_path)  # falls back to the checkpoint before, and says so
+    err = capsys.readouterr().err
+    assert t.step == 1600
+    assert "damaged" in err and "previous checkpoint previous.safetensors (step 1,600)" in err
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [1600]  # the log follows the checkpoint
+    # the run finishes from there as an uninterrupted one does
+    t.train(tmp_path, progress=False)
+    full = RLTuner(small_config(steps=4800))
+    full.train(tmp_path / "full", progress=False)
+    np.testing.assert_array_equal(t.learner.q.theta, full.learner.q.theta)
+    # both damaged: one line naming both files
+    _damage(ckpt / "state.safetensors")
+    _damage(ckpt / "previous.safetensors")
+    with pytest.raises(RltunerError, match=r"state.safetensors.*damaged.*previous.safetensors"):
+        RLTuner.load(tmp_path)
+
+
+def test_damaged_model_file_is_refused(tiny_note_rnn, tmp_path):
+    from rltuner.env import load_network
+
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(tiny_note_rnn.read_bytes())
+    load_network(bad)
+    _damage(bad)
+    with pytest.raises(RltunerError, match="model.safetensors: .*damaged.*SHA-256"):
+        load_network(bad)
+
+
+# ---------------------------------------------------------------------- Ctrl-C mid-window
+# The only column that depends on the wall clock (and so differs between any two runs).
+TIMING_COLUMNS = {"charts/steps_per_second"}
+
+
+def _rows(run: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+def _csv(run: Path) -> list[dict]:
+    import csv
+
+    with open(run / "metrics.csv") as f:
+        return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in csv.DictReader(f)]
+
+
+def test_ctrl_c_mid_window_then_resume_logs_what_an_uninterrupted_run_logs(
+    small_config, tmp_path, monkeypatch
+):
+    from rltuner.learner import Learner
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    RLTuner(small_config(steps=4800)).train(full, progress=False)
+
+    real_update, calls = Learner.update, {"n": 0}
+
+    def update_then_ctrl_c(self, memory, idx):
+        calls["n"] += 1
+        if calls["n"] == 140:  # one update per environment step: step 16 * (140 + 4) = 2,304
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, memory, idx)
+
+    monkeypatch.setattr(Learner, "update", update_then_ctrl_c)
+    t = RLTuner(small_config(steps=4800))
+    assert t.train(cut, progress=False)["interrupted"]
+    monkeypatch.undo()
+    assert 1600 < t.step < 3200  # in the middle of the second window
+    assert [r["step"] for r in _rows(cut)] == [1600]  # no partial row
+    RLTuner.load(cut).train(cut, progress=False)
+    assert _rows(cut) == _rows(full)  # charts/updates, train/*, losses/*, eval/* ... exactly
+    assert _csv(cut) == _csv(full)
+    a, _ = load_arrays(full / "tuned.safetensors")
+    b, _ = load_arrays(cut / "tuned.safetensors")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

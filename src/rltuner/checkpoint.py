@@ -1,16 +1,19 @@
 """Self-describing checkpoints (JSON config + safetensors weights) and atomic file writes.
 
 Nothing here unpickles: a checkpoint is a folder (or a single ``.safetensors`` file) whose
-metadata is JSON text and whose tensors are raw safetensors buffers.
+metadata is JSON text and whose tensors are raw safetensors buffers. Every file written here
+stores a SHA-256 of its data (:func:`data_digest`, metadata key ``sha256``); loading refuses a
+file whose data no longer matches it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,7 @@ __all__ = [
     "load_arrays",
     "save_npz",
     "load_npz",
+    "data_digest",
 ]
 
 
@@ -42,10 +46,14 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str = "", previous: str | os.PathLike | None = None
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched."""
+    On any exception the temporary file is removed and ``path`` is left untouched. With
+    ``previous``, the file that was at ``path`` is first renamed to ``previous`` (a crash between
+    the two renames leaves ``previous`` whole)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
@@ -56,6 +64,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -80,20 +90,24 @@ def save_tensors(
     """Write tensors + JSON metadata (stored under the ``"rltuner"`` key) atomically."""
     from safetensors.torch import save
 
-    meta = {"rltuner": json.dumps(metadata or {})}
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = {"rltuner": json.dumps(metadata or {}), "sha256": data_digest(flat)}
     atomic_write_bytes(path, save(flat, metadata=meta))
 
 
 def save_arrays(
-    path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None
+    path: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, Any] | None = None,
+    previous: str | os.PathLike | None = None,
 ) -> None:
-    """numpy twin of :func:`save_tensors` (same file format; no torch needed)."""
+    """numpy twin of :func:`save_tensors` (same file format; no torch needed). ``previous``:
+    keep the file that was at ``path`` under that name (see :func:`atomic_path`)."""
     from safetensors.numpy import save_file
 
-    meta = {"rltuner": json.dumps(metadata or {})}
     flat = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    with atomic_path(path, suffix=".safetensors") as tmp:
+    meta = {"rltuner": json.dumps(metadata or {}), "sha256": data_digest(flat)}
+    with atomic_path(path, suffix=".safetensors", previous=previous) as tmp:
         # streamed to disk: building the file in memory first doubled a run's peak memory
         save_file(flat, str(tmp), metadata=meta)
 
@@ -123,12 +137,19 @@ def _load(
         raise RltunerError(f"{path}: is a folder, expected a {what} file")
     try:
         with safe_open(str(path), framework=framework) as f:
-            raw = (f.metadata() or {}).get("rltuner")
+            file_meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise RltunerError(
             f"{path}: not a valid {what} (safetensors could not read it: {e})"
         ) from None
+    raw = file_meta.get("rltuner")
+    stored = file_meta.get("sha256")  # files written before checksums were stored have none
+    if stored is not None and stored != data_digest(tensors):
+        raise RltunerError(
+            f"{path}: the {what} is damaged (its data does not match the SHA-256 checksum "
+            "stored in it)"
+        )
     if raw is None:
         raise RltunerError(f"{path}: not an rltuner {what} (no rltuner metadata in the file)")
     try:
@@ -136,6 +157,20 @@ def _load(
     except json.JSONDecodeError:
         raise RltunerError(f"{path}: corrupt {what} metadata (not JSON)") from None
     return tensors, meta
+
+
+def data_digest(tensors: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of named arrays or CPU tensors: every name, shape and data byte, in name
+    order. The same for a file's numpy and torch views, so a checkpoint written by either is
+    checked by both."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        v = tensors[name]
+        if not isinstance(v, np.ndarray):  # a torch tensor
+            v = v.detach().cpu().contiguous().numpy()
+        h.update(f"{name}\0{list(v.shape)}\0".encode())
+        h.update(np.ascontiguousarray(v).reshape(-1).view(np.uint8))
+    return h.hexdigest()
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:

@@ -410,7 +410,9 @@ def train_loop(tuner: Any, run: Any, end: int, bar: Any, stop_flag: dict, t0: fl
     env = tuner._env
     torch.set_num_threads(cfg.threads if cfg.threads > 0 else 1)
     steps_at_start = tuner.step
-    window: list[dict[str, float]] = []
+    # the window in progress is the tuner's (checkpointed: a row never misses a batch)
+    window: list[dict[str, float]] = tuner._window if isinstance(tuner._window, list) else []
+    tuner._window = window
     while tuner.step < end:
         if stop_flag["stop"]:
             return True
@@ -432,7 +434,7 @@ def train_loop(tuner: Any, run: Any, end: int, bar: Any, stop_flag: dict, t0: fl
         crossed = tuner.step // cfg.eval_every > (tuner.step - b) // cfg.eval_every
         if crossed or tuner.step >= cfg.steps:
             row = _log_row(tuner, window, time.perf_counter() - t0, tuner.step - steps_at_start)
-            window = []
+            tuner._window = window = []
             tuner._end_window(run, row)
     return False
 

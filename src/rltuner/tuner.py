@@ -324,6 +324,10 @@ class RLTuner:
         self._tb = None  # rltuner.tensorboard.ScalarWriter of this process, made on first use
         self._history_at_start = 0  # log rows written before this train() call (a resume's)
         self._on_window: Callable[[dict[str, float]], None] | None = None  # train()'s hook
+        # the running sums of the evaluation window in progress (a _Window; kl_pg: a list of
+        # batch statistics): checkpointed, so that a run interrupted mid-window logs that
+        # window's row exactly as an uninterrupted run does
+        self._window: Any = None
 
     def _q_learner(self, note_rnn: Network, cfg: TunerConfig) -> Learner:
         return Learner(
@@ -481,7 +485,8 @@ class RLTuner:
             self._env = self._make_env(cfg.env_batch, self.rng)
         env, memory, learner = self._env, self._memory, self.learner
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
-        window = _Window()
+        window = self._window if isinstance(self._window, _Window) else _Window()
+        self._window = window
         bar = _progress(progress, total=cfg.steps, initial=self.step)
         interrupted = False
         previous_handler = None
@@ -547,7 +552,7 @@ class RLTuner:
                     row = self._evaluate_window(
                         window, time.perf_counter() - t0, self.step - steps_at_start
                     )
-                    window = _Window()
+                    self._window = window = _Window()
                     if not np.isfinite(learner.q.theta).all():
                         self._diverged(run, "the Q-network weights")
                     self._end_window(run, row)
@@ -795,6 +800,7 @@ class RLTuner:
             "format_version": FORMAT_VERSION,
             "step": self.step,
             "pending_updates": self.pending_updates,
+            "window": _window_state(self._window),
             "rng": _jsonable_rng(self.rng),
             "config": self.config.to_dict(),
             "history": self.history,
@@ -804,8 +810,8 @@ class RLTuner:
             meta["encoding"] = dict(self.note_rnn_meta["encoding"])
         if self._primer_melody is not None:  # the run must not need the primer file again
             meta["primer_melody"] = [int(c) for c in self._primer_melody]
-        try:
-            save_arrays(d / "state.safetensors", arrays, meta)
+        try:  # the checkpoint it replaces is kept as previous.safetensors (a fallback)
+            save_arrays(d / "state.safetensors", arrays, meta, previous=d / "previous.safetensors")
         except OSError as e:  # e.g. a full disk: the atomic write left the old checkpoint whole
             raise RltunerError(
                 f"{d / 'state.safetensors'}: cannot write the checkpoint ({e.strerror or e}); "
@@ -824,14 +830,13 @@ class RLTuner:
 
         The prior comes from the checkpoint (embedded, else its recorded file or the bundled
         Note RNN when the hash matches; ``note_rnn``: a file to use, checked against the hash;
-        :func:`rltuner.policy.resolve_prior`), so a run folder can be moved or copied."""
+        :func:`rltuner.policy.resolve_prior`), so a run folder can be moved or copied.
+
+        The latest checkpoint is ``state.safetensors``; when it is missing or damaged (its
+        SHA-256 does not match) the one before it, ``previous.safetensors``, is used, and a line
+        on stderr says so."""
         run = Path(run)
-        path = run / "checkpoint" / "state.safetensors"
-        if not path.exists():
-            raise RltunerError(f"{run}: no checkpoint found (expected {path})")
-        arrays, meta = load_arrays(path, what="run checkpoint")
-        if meta.get("kind") != "rltuner_run":
-            raise RltunerError(f"{path}: not an rltuner run checkpoint")
+        path, arrays, meta = _load_run_checkpoint(run)
         cfg_dict = dict(meta["config"])
         overrides = dict(config_overrides or {})
         refused = sorted(set(overrides) - set(RESUME_OVERRIDES) - {"rules"})
@@ -874,6 +879,7 @@ class RLTuner:
         tuner.learner.load_state_dict(sub("learner/"))
         tuner.step = int(meta["step"])
         tuner.pending_updates = float(meta["pending_updates"])
+        tuner._window = _window_from_state(meta.get("window"))
         tuner.history = list(meta.get("history", []))
         env_state = sub("env/")
         if env_state:
@@ -897,6 +903,37 @@ class RLTuner:
 
 
 # ---------------------------------------------------------------------- small helpers
+def _load_run_checkpoint(run: Path) -> tuple[Path, dict[str, np.ndarray], dict[str, Any]]:
+    """The path, arrays and metadata of the run's latest readable checkpoint (see
+    RLTuner.load)."""
+    d = run / "checkpoint"
+    latest, previous = d / "state.safetensors", d / "previous.safetensors"
+    if not latest.exists() and not previous.exists():
+        raise RltunerError(f"{run}: no checkpoint found (expected {latest})")
+    problem = None
+    for path in (latest, previous):
+        if not path.exists():
+            continue
+        try:
+            arrays, meta = load_arrays(path, what="run checkpoint")
+        except RltunerError as e:
+            problem = problem or str(e)
+            continue
+        if meta.get("kind") != "rltuner_run":
+            problem = problem or f"{path}: not an rltuner run checkpoint"
+            continue
+        if path == previous:
+            print(
+                f"warning: {problem or f'{latest}: missing'}; resuming from the previous "
+                f"checkpoint {path.name} (step {int(meta['step']):,})",
+                file=sys.stderr,
+            )
+        return path, arrays, meta
+    raise RltunerError(
+        problem if not previous.exists() else f"{problem}; {previous} is unusable too"
+    )
+
+
 # what a run writes into its directory (removed when a new run starts over there)
 _RUN_OUTPUTS = (
     "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
@@ -919,6 +956,27 @@ def _without_step(row: dict[str, Any]) -> dict[str, Any]:
 def _none_for_nan(d: dict[str, float]) -> dict[str, float | None]:
     """JSON has no NaN: undefined values become ``None``."""
     return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in d.items()}
+
+
+def _window_state(window: Any) -> Any:
+    """The window in progress as JSON data (see RLTuner._window)."""
+    if isinstance(window, _Window):
+        return {"kind": "dqn", **vars(window)}
+    if window:  # kl_pg: the statistics of the batches since the last row
+        return {"kind": "pg", "batches": [{k: float(v) for k, v in s.items()} for s in window]}
+    return None
+
+
+def _window_from_state(state: dict[str, Any] | None) -> Any:
+    if not state:
+        return None
+    if state.get("kind") == "pg":
+        return list(state["batches"])
+    w = _Window()
+    for k, v in state.items():
+        if k != "kind":
+            setattr(w, k, v)
+    return w
 
 
 class _Window:
