@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,18 +160,36 @@ def _load(
     return tensors, meta
 
 
+_DIGEST_CHUNK = 1 << 24  # 16 MiB
+
+
 def data_digest(tensors: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of named arrays or CPU tensors: every name, shape and data byte, in name
-    order. The same for a file's numpy and torch views, so a checkpoint written by either is
-    checked by both."""
-    h = hashlib.sha256()
+    """Checksum (hex) of named arrays or CPU tensors: the SHA-256 of, in name order, each name
+    and shape followed by the SHA-256 of each 16 MiB chunk of its data. The same for a file's
+    numpy and torch views, so a checkpoint written by either is checked by both. The chunks are
+    hashed on two threads (a run's 80 MB checkpoint in ~half the time of one SHA-256 pass)."""
+    parts: list[bytes | memoryview] = []  # headers, and chunks to hash
     for name in sorted(tensors):
         v = tensors[name]
         if not isinstance(v, np.ndarray):  # a torch tensor
             v = v.detach().cpu().contiguous().numpy()
-        h.update(f"{name}\0{list(v.shape)}\0".encode())
-        h.update(np.ascontiguousarray(v).reshape(-1).view(np.uint8))
+        parts.append(f"{name}\0{list(v.shape)}\0".encode())
+        flat = memoryview(np.ascontiguousarray(v).reshape(-1).view(np.uint8))
+        parts += [flat[i : i + _DIGEST_CHUNK] for i in range(0, len(flat), _DIGEST_CHUNK)]
+    chunks = [p for p in parts if isinstance(p, memoryview)]
+    if len(chunks) > 1:
+        with ThreadPoolExecutor(2) as pool:  # hashlib releases the GIL on large buffers
+            digests = dict(zip(map(id, chunks), pool.map(_sha256, chunks), strict=True))
+    else:
+        digests = {id(c): _sha256(c) for c in chunks}
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(digests[id(p)] if isinstance(p, memoryview) else p)
     return h.hexdigest()
+
+
+def _sha256(data: memoryview) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
