@@ -80,6 +80,8 @@ def run_one(job: dict) -> dict:
         "final_kl_coef": getattr(tuner.learner, "kl_coef", None),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
+    if job.get("save_model"):  # the tuned policy, for a larger evaluation later
+        tuner.save(out.with_suffix(".safetensors"))
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=1) + "\n")
     os.replace(tmp, out)
@@ -102,6 +104,7 @@ def jobs(args: argparse.Namespace) -> list[dict]:
                 out.append({"algorithm": alg, "knob": knob, "value": v, "seed": seed,
                             "steps": args.steps, "compositions": args.compositions,
                             "kl_coef_start": args.kl_coef_start, "name": name,
+                            "save_model": alg == "kl_pg",
                             "path": str(Path(args.out) / "runs" / f"{name}.json")})  # fmt: skip
     return out
 
@@ -221,6 +224,34 @@ def write_summary(rows: list[dict], out: Path) -> dict:
     return data
 
 
+def acceptance(out: Path, value: float, n: int) -> dict:
+    """The issue's acceptance numbers for kl_pg at ``kl_coef = value`` (the default setting):
+    each saved seed's policy evaluated on ``n`` compositions, and the mean over seeds."""
+    import numpy as np
+
+    from rltuner.evaluate import evaluate_model, load_model, rows_matching_paper
+
+    per_seed = []
+    for path in sorted((out / "runs").glob(f"kl_pg_kl_coef_{value:g}_seed*.safetensors")):
+        ev, _ = evaluate_model(load_model(path), n, seed=7)
+        met = rows_matching_paper(ev.table1())
+        per_seed.append({
+            "model": path.name, "rows": int(sum(met.values())),
+            "rows_missed": {k: ev.table1()[k] for k, v in met.items() if not v},
+            "mean_log_p": ev.extra["mean_log_p"], "kl": ev.extra["kl_to_note_rnn"],
+            "distinct8": ev.extra["distinct_openings_8"], "top8": ev.extra["top_opening_share_8"],
+            "interval_tv": ev.extra["interval_distance"], "ngram": ev.extra["ngram_log_likelihood"],
+            "table1": ev.table1(),
+        })  # fmt: skip
+        print(json.dumps(per_seed[-1]), flush=True)
+    keys = ("rows", "mean_log_p", "kl", "distinct8", "top8", "interval_tv", "ngram")
+    mean = {k: float(np.mean([r[k] for r in per_seed])) for k in keys} if per_seed else {}
+    data = {"kl_coef": value, "compositions": n, "seeds": len(per_seed), "mean": mean,
+            "per_seed": per_seed}  # fmt: skip
+    (out / "acceptance.json").write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tradeoff_study", help="output folder")
@@ -237,9 +268,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--plots-only", action="store_true", help="summarise what is there")
     ap.add_argument("--docs", help="also copy the plot into this folder")
+    ap.add_argument("--acceptance", type=float, metavar="BETA",
+                    help="only evaluate the saved kl_pg policies of this beta on 100,000 "
+                    "compositions each (the issue's acceptance numbers)")  # fmt: skip
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.acceptance is not None:
+        print(json.dumps(acceptance(out, args.acceptance, 100_000)["mean"], indent=1))
+        return
     todo = jobs(args)
     t0 = time.perf_counter()
     if not args.plots_only:
