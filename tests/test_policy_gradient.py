@@ -182,6 +182,9 @@ def test_outputs_and_logs(tiny_note_rnn, tmp_path):
                 "losses/value_loss", "eval/music_theory_reward"):  # fmt: skip
         assert np.isfinite(row[key]), key
     assert result["stats"]["compositions"] == 64
+    plots = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert plots == ["evaluation_rewards.png", "kl_control.png", "ppo_losses.png",
+                     "training_rewards.png"]  # fmt: skip
     # the tuned policy is a Note RNN checkpoint: evaluation loads it as a kl_pg model
     from rltuner.evaluate import load_model
 

@@ -83,7 +83,9 @@ def plot_training(
     history: Sequence[dict], out_dir: str | os.PathLike, fmt: str = "png"
 ) -> list[Path]:
     """Training rewards (total / music theory / Note RNN), evaluation rewards and mean target
-    values per log window, as three images in ``out_dir``. Returns their paths."""
+    values per log window, as three images in ``out_dir`` (a kl_pg run: its KL and β, and its
+    PPO losses, instead of the target values; a plot none of whose keys were logged is not
+    drawn). Returns their paths."""
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,9 +109,22 @@ def plot_training(
             ],
         ),
         ("target_values", "Mean target value y = r + γ V(s')", [("losses/mean_target", "mean y")]),
+        (
+            "kl_control",
+            "KL(π‖p) per step of the sampled batches, and β (kl_pg)",
+            [("train/kl_per_step", "KL per step"), ("charts/kl_coef", "β")],
+        ),
+        (
+            "ppo_losses",
+            "PPO losses (kl_pg, window mean)",
+            [("losses/policy_loss", "clipped surrogate"), ("losses/value_loss", "value")],
+        ),
     ]
+    logged = {k for row in history for k in row}
     paths = []
     for name, title, keys in specs:
+        if not any(key in logged for key, _ in keys):
+            continue
         fig, ax = plt.subplots(figsize=(7, 4))
         for key, label in keys:
             x, y = _series(history, key)
