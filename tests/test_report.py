@@ -20,6 +20,7 @@ from rltuner.report import (
     plot_distributions,
     plot_note_probabilities,
     plot_piano_rolls,
+    plot_training,
     plot_training_run,
     read_history,
     write_report,
@@ -29,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _history_rows(n: int = 4) -> list[dict]:
-    return [{"step": 1000 * (i + 1), "train/total_reward": -3.0 + 0.2 * i,
+    return [{"step": 1000 * (i + 1), "train/reward": -3.0 + 0.2 * i,
              "train/music_theory_reward": -0.5 + 0.1 * i, "train/note_rnn_log_p": -2.5,
-             "eval/total_reward": -2.9 + 0.2 * i, "eval/music_theory_reward": -0.4 + 0.1 * i,
+             "eval/log_p_plus_music_theory": -2.9 + 0.2 * i,
+             "eval/music_theory_reward": -0.4 + 0.1 * i,
              "eval/note_rnn_log_p": -2.5, "losses/mean_target": -4.0 + i}
             for i in range(n)]  # fmt: skip
 
@@ -150,3 +152,65 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert record["images_decoded"] == record["images"] >= 10
     assert record["audio_with_duration"] == record["audio"] == 6
     assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _figures(monkeypatch) -> dict:
+    """Capture the figures the plotting functions save, by file stem."""
+    import rltuner.report as report_mod
+
+    figs: dict = {}
+    real = report_mod._save
+
+    def keep(fig, path, fmt):
+        figs[Path(path).stem] = fig
+        real(fig, path, fmt)
+
+    monkeypatch.setattr(report_mod, "_save", keep)
+    return figs
+
+
+def test_training_plots_have_units_robust_limits_and_one_meaning_of_total(tmp_path, monkeypatch):
+    figs = _figures(monkeypatch)
+    # a G-like run: trained on c*r_MT alone (reward == music theory); first window far off
+    windows = [(-50.0, -137.0), (1.0, -1.0), (1.2, -0.8), (1.1, -0.9)]
+    rows = [{"step": 1000 * (i + 1), "train/reward": r, "train/music_theory_reward": r,
+             "train/note_rnn_log_p": -2.0, "eval/log_p_plus_music_theory": e,
+             "eval/music_theory_reward": e + 2.0, "eval/note_rnn_log_p": -2.0,
+             "losses/mean_target": 1.0}
+            for i, (r, e) in enumerate(windows)]  # fmt: skip
+    plot_training(rows, tmp_path)
+    for name, fig in figs.items():
+        assert fig.axes[0].get_ylabel().strip(), f"{name}: no y-axis label"
+    ev = figs["evaluation_rewards"].axes[0]
+    lo, hi = ev.get_ylim()
+    assert lo > -10 and hi < 5  # the first window (-137) does not set the scale
+    assert any("off scale" in t.get_text() for t in ev.texts)
+    tr = figs["training_rewards"].axes[0]
+    labels = [line.get_label() for line in tr.get_lines()]
+    assert len(labels) == 2  # reward == music theory: one line with both names, not hidden
+    assert any("reward maximised" in lab and "music theory" in lab for lab in labels)
+    assert "log p(a|s) + c·r_MT" in [line.get_label() for line in ev.get_lines()]
+
+
+def test_old_logs_are_read_under_the_new_names(tmp_path):
+    old = [{"step": 1000, "train/total_reward": 1.0, "eval/total_reward": -2.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    (row,) = read_history(tmp_path)
+    assert row == {"step": 1000, "train/reward": 1.0, "eval/log_p_plus_music_theory": -2.0}
+
+
+def test_piano_roll_ticks_are_note_names(tmp_path, monkeypatch):
+    figs = _figures(monkeypatch)
+    plot_piano_rolls([np.array([2, 1, 7, 1, 11, 0, 14, 1])], tmp_path / "roll.png")
+    fig = figs["roll"]
+    fig.canvas.draw()
+    names = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert names and all(n[0] in "CDEFGAB" and n[-1].isdigit() for n in names), names
+    assert all(float(v).is_integer() for v in fig.axes[0].get_yticks())
+
+
+def test_report_page_has_a_margin():
+    from rltuner.report import _CSS
+
+    body = _CSS[_CSS.index("body {") :].split("}")[0]
+    assert "padding: 0 1.5em" in body

@@ -34,10 +34,10 @@ def _cfg(path, **kw):
 
 def test_round_trip_and_skipped_values(tmp_path):
     w = ScalarWriter(tmp_path)
-    w.add_scalars(10, {"train/total_reward": 1.5, "eval/n": 3, "flag": True, "name": "x"})
-    w.add_scalars(20, {"train/total_reward": -2.25})
+    w.add_scalars(10, {"train/reward": 1.5, "eval/n": 3, "flag": True, "name": "x"})
+    w.add_scalars(20, {"train/reward": -2.25})
     got = read_scalars(tmp_path)
-    assert got == {"train/total_reward": [(10, 1.5), (20, -2.25)], "eval/n": [(10, 3.0)]}
+    assert got == {"train/reward": [(10, 1.5), (20, -2.25)], "eval/n": [(10, 3.0)]}
 
 
 def test_each_row_is_on_disk_when_add_scalars_returns(tmp_path):
@@ -72,14 +72,12 @@ def test_two_writers_in_one_second_keep_their_order(tmp_path):
 def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
     RLTuner(_cfg(tiny_note_rnn)).train(tmp_path, progress=False, stop_after=3200)
     # as if the killed process had logged a window after its last checkpoint
-    ScalarWriter(tmp_path / "tensorboard").add_scalars(4800, {"train/total_reward": 1e6})
+    ScalarWriter(tmp_path / "tensorboard").add_scalars(4800, {"train/reward": 1e6})
     t = RLTuner.load(tmp_path)
     t.train(tmp_path, progress=False)
     tb = read_scalars(tmp_path / "tensorboard")
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert (
-        [s for s, _ in tb["train/total_reward"]] == [r["step"] for r in rows] == [1600, 3200, 4800]
-    )
+    assert [s for s, _ in tb["train/reward"]] == [r["step"] for r in rows] == [1600, 3200, 4800]
     for (step, v), row in zip(tb["eval/note_rnn_log_p"], rows, strict=True):
         assert step == row["step"]
         assert v == struct.unpack("<f", struct.pack("<f", row["eval/note_rnn_log_p"]))[0]
@@ -92,7 +90,7 @@ def test_resuming_a_finished_run_logs_nothing_twice(tiny_note_rnn, tmp_path):
     RLTuner.load(tmp_path).train(tmp_path, progress=False)  # rewrites the end-of-run outputs
     tb = read_scalars(tmp_path / "tensorboard")
     assert len(list((tmp_path / "tensorboard").iterdir())) == 2
-    assert [s for s, _ in tb["eval/total_reward"]] == [1600, 3200]
+    assert [s for s, _ in tb["eval/log_p_plus_music_theory"]] == [1600, 3200]
     assert [s for s, _ in tb["table1/Leaps resolved"]] == [3200]
 
 
@@ -109,4 +107,4 @@ def test_new_run_refuses_an_old_run_dir_unless_forced(tiny_note_rnn, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["seed"] == 2  # not the old one
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1600]  # the old run's log is gone
-    assert [s for s, _ in read_scalars(tmp_path / "tensorboard")["train/total_reward"]] == [1600]
+    assert [s for s, _ in read_scalars(tmp_path / "tensorboard")["train/reward"]] == [1600]

@@ -445,7 +445,7 @@ def _log_row(tuner: Any, window: list[dict[str, float]], elapsed: float, steps_d
     ro = tuner.rollout(cfg.eval_compositions, (cfg.seed, tuner.step))
     row = {
         "step": tuner.step,
-        "train/total_reward": mean("reward"),
+        "train/reward": mean("reward"),
         "train/music_theory_reward": mean("music_theory"),
         "train/note_rnn_log_p": mean("log_p"),
         "train/kl_per_step": mean("kl_per_step"),
@@ -458,7 +458,9 @@ def _log_row(tuner: Any, window: list[dict[str, float]], elapsed: float, steps_d
         "charts/updates": float(tuner.learner.updates),
         "eval/music_theory_reward": float(ro.music_theory.mean() * cfg.reward_scaler),
         "eval/note_rnn_log_p": float(ro.log_p.mean()),
-        "eval/total_reward": float((ro.music_theory * cfg.reward_scaler + ro.log_p).mean()),
+        "eval/log_p_plus_music_theory": float(
+            (ro.music_theory * cfg.reward_scaler + ro.log_p).mean()
+        ),
         "charts/steps_per_second": steps_done / max(elapsed, 1e-9),
     }
     tuner.history.append(row)

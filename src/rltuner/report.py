@@ -79,62 +79,120 @@ def _save(fig, path: Path, fmt: str) -> None:
         fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
 
 
+# Keys renamed when "total" had two meanings; rows of older runs are read under the new names.
+LEGACY_KEYS = {
+    "train/total_reward": "train/reward",
+    "eval/total_reward": "eval/log_p_plus_music_theory",
+}
+
+
+def upgrade_row(row: dict) -> dict:
+    """A log row with the keys of older runs renamed (:data:`LEGACY_KEYS`)."""
+    return {LEGACY_KEYS.get(k, k): v for k, v in row.items()}
+
+
+def _robust_limits(ys: list[np.ndarray]) -> tuple[float, float] | None:
+    """y-limits that the first window (exploration at ε ≈ 1, an untrained policy) does not
+    set: the range of the later windows, padded; None when the first point lies within it."""
+    later = [y[1:] for y in ys if y.size > 2]
+    if not later:
+        return None
+    rest = np.concatenate(later)
+    lo, hi = float(rest.min()), float(rest.max())
+    pad = 0.1 * (hi - lo) or 0.1 * max(abs(hi), 1.0)
+    first = np.array([y[0] for y in ys if y.size > 2])
+    if ((first >= lo - pad) & (first <= hi + pad)).all():
+        return None
+    return lo - pad, hi + pad
+
+
 def plot_training(
     history: Sequence[dict], out_dir: str | os.PathLike, fmt: str = "png"
 ) -> list[Path]:
-    """Training rewards (total / music theory / Note RNN), evaluation rewards and mean target
-    values per log window, as three images in ``out_dir`` (a kl_pg run: its KL and β, and its
-    PPO losses, instead of the target values; a plot none of whose keys were logged is not
-    drawn). Returns their paths."""
+    """Training rewards (the reward the agent maximises / music theory / Note RNN), evaluation
+    rewards and mean target values per log window, as images in ``out_dir`` (a kl_pg run: its
+    KL and β, and its PPO losses, instead of the target values; a plot none of whose keys were
+    logged is not drawn). Rewards are per step (one 16th note), log p in nats. The y-range of
+    the reward plots is that of the windows after the first (whose value, far off at ε ≈ 1, is
+    then written on the plot). A line equal to another (G and RL-only runs are trained on
+    c·r_MT alone) is drawn once, with both labels. Returns the paths."""
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    history = [upgrade_row(r) for r in history]
+    per_step = "reward per step (log p in nats; r_MT × c)"
     specs = [
         (
             "training_rewards",
-            "Training reward per step (window mean)",
+            "Training reward per step (window mean, with exploration)",
+            per_step,
             [
-                ("train/total_reward", "total"),
-                ("train/music_theory_reward", "music theory (×c)"),
+                ("train/reward", "reward maximised (its reward mode)"),
+                ("train/music_theory_reward", "music theory c·r_MT"),
                 ("train/note_rnn_log_p", "Note RNN log p(a|s)"),
             ],
         ),
         (
             "evaluation_rewards",
             "Evaluation reward per step (sampled, no exploration)",
+            per_step,
             [
-                ("eval/total_reward", "total"),
-                ("eval/music_theory_reward", "music theory (×c)"),
+                ("eval/log_p_plus_music_theory", "log p(a|s) + c·r_MT"),
+                ("eval/music_theory_reward", "music theory c·r_MT"),
                 ("eval/note_rnn_log_p", "Note RNN log p(a|s)"),
             ],
         ),
-        ("target_values", "Mean target value y = r + γ V(s')", [("losses/mean_target", "mean y")]),
+        (
+            "target_values",
+            "Mean target value y = r + γ V(s')",
+            "y (reward units, per step)",
+            [("losses/mean_target", "mean y")],
+        ),
         (
             "kl_control",
             "KL(π‖p) per step of the sampled batches, and β (kl_pg)",
+            "KL (nats per step) / β",
             [("train/kl_per_step", "KL per step"), ("charts/kl_coef", "β")],
         ),
         (
             "ppo_losses",
             "PPO losses (kl_pg, window mean)",
+            "loss (per step)",
             [("losses/policy_loss", "clipped surrogate"), ("losses/value_loss", "value")],
         ),
     ]
     logged = {k for row in history for k in row}
     paths = []
-    for name, title, keys in specs:
+    for name, title, ylabel, keys in specs:
         if not any(key in logged for key, _ in keys):
             continue
         fig, ax = plt.subplots(figsize=(7, 4))
+        drawn: list[tuple[np.ndarray, np.ndarray, str]] = []
         for key, label in keys:
             x, y = _series(history, key)
-            if x.size:
-                ax.plot(x, y, marker="o", ms=3, label=label)
+            if not x.size:
+                continue
+            same = next((i for i, (x2, y2, _) in enumerate(drawn)
+                         if x2.shape == x.shape and np.allclose(y2, y, rtol=1e-9, atol=1e-12)),
+                        None)  # fmt: skip
+            if same is not None:  # identical values: one line, both names
+                drawn[same] = (drawn[same][0], drawn[same][1], f"{drawn[same][2]} = {label}")
+            else:
+                drawn.append((x, y, label))
+        for x, y, label in drawn:
+            ax.plot(x, y, marker="o", ms=3, label=label)
+        limits = _robust_limits([y for _, y, _ in drawn]) if "reward" in name else None
+        if limits is not None:
+            ax.set_ylim(*limits)
+            firsts = ", ".join(f"{y[0]:.3g}" for _, y, _ in drawn if y.size > 2)
+            ax.annotate(f"first window off scale: {firsts}", xy=(0.01, 0.02),
+                        xycoords="axes fraction", fontsize=7, color="0.35")  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("environment steps")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if len(keys) > 1:
-            ax.legend()
+            ax.legend(fontsize=8)
         path = out / f"{name}.{fmt}"
         _save(fig, path, fmt)
         plt.close(fig)
@@ -152,7 +210,7 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     for line in path.read_text().splitlines():
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append(upgrade_row(json.loads(line)))
             except json.JSONDecodeError:
                 continue
     return rows
@@ -209,6 +267,12 @@ def plot_note_probabilities(
     return path
 
 
+def _pitch_name(pitch: float, _pos: object = None) -> str:
+    """A MIDI pitch as a note name with octave (60 -> "C4"); "" between whole pitches."""
+    p = int(round(pitch))
+    return f"{PITCH_NAMES[p % 12]}{p // 12 - 1}" if abs(pitch - p) < 1e-6 else ""
+
+
 def plot_piano_rolls(
     melodies: np.ndarray | Sequence[np.ndarray],
     path: str | os.PathLike,
@@ -246,8 +310,12 @@ def plot_piano_rolls(
         ax.set_ylim(lo, hi)
         ax.set_title(titles[i] if titles and i < len(titles) else f"melody {i}", fontsize=8)
         ax.tick_params(labelsize=6)
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # whole pitches only
+        ax.yaxis.set_major_formatter(FuncFormatter(_pitch_name))
         if i % ncols == 0:
-            ax.set_ylabel("MIDI pitch", fontsize=7)
+            ax.set_ylabel("pitch", fontsize=7)
         if i // ncols == nrows - 1:
             ax.set_xlabel("16th step", fontsize=7)
     fig.tight_layout()
@@ -387,7 +455,8 @@ window.addEventListener('load', function () {
 """
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 1200px;
+       color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }

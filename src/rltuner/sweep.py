@@ -82,8 +82,8 @@ __all__ = [
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 # what every algorithm's evaluation windows report (metrics.jsonl keys); --metric picks one
 WINDOW_METRICS = (
-    "eval/total_reward", "eval/music_theory_reward", "eval/note_rnn_log_p",
-    "train/total_reward", "train/music_theory_reward", "train/note_rnn_log_p",
+    "eval/log_p_plus_music_theory", "eval/music_theory_reward", "eval/note_rnn_log_p",
+    "train/reward", "train/music_theory_reward", "train/note_rnn_log_p",
 )  # fmt: skip
 INSTALL_HINT = (
     'rltuner sweep needs Ray Tune: pip install "rltuner[sweep]" (in a checkout: '
@@ -402,7 +402,7 @@ class SweepConfig:
         "fifo", help="fifo (every trial runs to the end) | asha (stop poor trials early)"
     )
     metric: str = option(
-        "eval/total_reward", help="window metric ASHA compares (a metrics.jsonl key)"
+        "eval/log_p_plus_music_theory", help="window metric ASHA compares (a metrics.jsonl key)"
     )
     mode: str = option("max", help="max | min: whether a larger --metric is better")
     grace_windows: int = option(

@@ -601,7 +601,9 @@ class RLTuner:
             **window.summary(),
             "eval/music_theory_reward": float(ro.music_theory.mean() * cfg.reward_scaler),
             "eval/note_rnn_log_p": float(ro.log_p.mean()),
-            "eval/total_reward": float((ro.music_theory * cfg.reward_scaler + ro.log_p).mean()),
+            "eval/log_p_plus_music_theory": float(
+                (ro.music_theory * cfg.reward_scaler + ro.log_p).mean()
+            ),
             "charts/epsilon": float(
                 linear_epsilon(self.step, cfg.exploration_period, cfg.random_action_probability)
             ),
@@ -1002,7 +1004,7 @@ class _Window:
     def summary(self) -> dict[str, float]:
         n, u = max(self.n_steps, 1), max(self.n_updates, 1)
         return {
-            "train/total_reward": self.total / n,
+            "train/reward": self.total / n,
             "train/music_theory_reward": self.music / n,
             "train/note_rnn_log_p": self.log_p / n,
             "losses/td_loss": self.loss / u,
