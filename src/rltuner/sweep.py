@@ -510,7 +510,10 @@ def _train_and_evaluate(trial: Trial, ev: EvaluationSpec, run: Path) -> None:
         tuner = RLTuner(cfg)
     info = _read_json(info_path, {"name": trial.name, "settings": trial.settings,
                                   "attempts": [], "wall_seconds": 0.0})  # fmt: skip
-    info["attempts"].append({"start_step": tuner.step, "wall_seconds": 0.0})
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # which Ray node ran this attempt
+    info["attempts"].append({"start_step": tuner.step, "wall_seconds": 0.0, "node": node})
     last: dict[str, float] = {}
 
     def save_info() -> None:
