@@ -12,16 +12,21 @@ OUT=${2:-$(mktemp -d)/sweep}
 PORT=${PORT:-6391}
 ADDR=127.0.0.1:$PORT
 LOGS=$(mktemp -d)
+# Ray's token authentication: one token for both nodes and every client (here: this script's
+# environment; on a real cluster, the same RAY_AUTH_TOKEN or token file on every machine)
+export RAY_AUTH_MODE=token
+RAY_AUTH_TOKEN=$(python -c "import secrets; print(secrets.token_hex(32))")
+export RAY_AUTH_TOKEN
 common=(--node-ip-address 127.0.0.1 --num-cpus 1 --disable-usage-stats --block)
 
 ray start --head --port "$PORT" --include-dashboard false "${common[@]}" >"$LOGS/head.log" 2>&1 &
 HEAD=$!
 cleanup() { kill "${WORKER:-}" "$HEAD" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 60); do ray status --address "$ADDR" >/dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 30); do ray status --address "$ADDR" >/dev/null 2>&1 && break; sleep 1; done
 ray start --address "$ADDR" "${common[@]}" >"$LOGS/worker.log" 2>&1 &
 WORKER=$!
-for _ in $(seq 60); do
+for _ in $(seq 30); do
   [ "$(ray status --address "$ADDR" 2>/dev/null | grep -c ' node_')" -ge 2 ] && break; sleep 1
 done
 echo "== ray status"
