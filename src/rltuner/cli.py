@@ -553,9 +553,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rltuner.report import write_report
 
     if (Path(args.run_dir) / "trials.json").is_file():  # a sweep folder (rltuner sweep)
+        from rltuner.sweep import collect_results
         from rltuner.sweep_results import write_sweep_report
 
-        print(f"wrote {write_sweep_report(args.run_dir, getattr(args, 'out', None))}")
+        results = collect_results(args.run_dir)
+        print(f"wrote {write_sweep_report(args.run_dir, results, getattr(args, 'out', None))}")
         return 0
     cfg = _config_from_args(ReportConfig, args)
     ensure_compiled(0, announce=not args.quiet, groups=("acting",))

@@ -60,6 +60,7 @@ import numpy as np
 from rltuner.checkpoint import atomic_write_text
 from rltuner.errors import RltunerError
 from rltuner.options import option
+from rltuner.sweep_results import collect, write_results
 from rltuner.tuner import TunerConfig
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "expand_trials",
     "trial_states",
     "run_sweep",
+    "collect_results",
     "is_sweep_dir",
 ]
 
@@ -600,6 +602,13 @@ def _error_line(trial) -> str:
     return lines[-1].strip()[:300] if lines else "unknown error"
 
 
+def collect_results(out: str | os.PathLike) -> dict[str, Any]:
+    """The results of the sweep in folder ``out`` (:func:`rltuner.sweep_results.collect`)."""
+    out = Path(out)
+    trials = read_trials(out)
+    return collect(out, load_spec(out / "spec.toml"), trials, trial_states(out, trials))
+
+
 def run_sweep(
     out: str | os.PathLike,
     spec_path: str | os.PathLike | None = None,
@@ -615,7 +624,7 @@ def run_sweep(
     them back and runs the trials that are neither finished nor stopped by the scheduler (a
     failed trial is tried again with a fresh retry budget). Uses the running Ray when this
     process has one, else connects to ``options.address`` or starts a local Ray. Returns the
-    collected results (:func:`rltuner.sweep_results.collect`)."""
+    collected results (:func:`collect_results`)."""
     _require_ray()
     options = options or SweepConfig()
     options.validate()
@@ -656,10 +665,8 @@ def run_sweep(
     wall = {"ray_start": 0.0, "tune": 0.0}
     if todo:
         wall.update(_tune(out, spec, todo, trials, options, quiet))
-    from rltuner.sweep_results import collect, write_results
-
     t0 = time.perf_counter()
-    results = collect(out)
+    results = collect_results(out)
     paths = write_results(out, results)
     wall["results"] = time.perf_counter() - t0
     results["timing"] = wall

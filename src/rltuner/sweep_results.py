@@ -58,16 +58,14 @@ def _last_step(run: Path) -> int:
     return step
 
 
-def collect(out: str | os.PathLike) -> dict[str, Any]:
-    """The results of the sweep in ``out``: ``{"sweep", "swept", "evaluation", "trials"}``
-    with one dict per trial (see the module docstring). Unfinished trials have ``None``
-    statistics."""
-    from rltuner.sweep import load_spec, read_trials, trial_states
-
+def collect(
+    out: str | os.PathLike, spec: Any, trials: list[Any], states: dict[str, str]
+) -> dict[str, Any]:
+    """The results of the sweep in ``out`` (its :class:`rltuner.sweep.SweepSpec`, trials and
+    their states, as :func:`rltuner.sweep.collect_results` reads them): ``{"sweep", "swept",
+    "evaluation", "trials"}`` with one dict per trial (see the module docstring). Unfinished
+    trials have ``None`` statistics."""
     out = Path(out)
-    trials = read_trials(out)
-    spec = load_spec(out / "spec.toml")
-    states = trial_states(out, trials)
     rows = []
     for t in trials:
         run = out / "trials" / t.name
@@ -217,11 +215,10 @@ def _to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_results(out: str | os.PathLike, results: dict[str, Any] | None = None,
+def write_results(out: str | os.PathLike, results: dict[str, Any],
                   plots: bool = True) -> dict[str, Path]:  # fmt: skip
     """Write ``results.json``, ``results.csv``, ``results.md`` (and ``plots/``) into ``out``."""
     out = Path(out)
-    results = results if results is not None else collect(out)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     atomic_write_text(paths["json"], json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(paths["csv"], _to_csv(results))
@@ -348,15 +345,17 @@ def _as_float(s: str) -> float | None:
 
 
 # ---------------------------------------------------------------------- HTML
-def write_sweep_report(out: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
-    """One self-contained HTML page of the sweep in ``out`` (default ``out/report.html``):
-    the SPEC, the per-trial table, the per-setting summary and every plot (embedded)."""
+def write_sweep_report(
+    out: str | os.PathLike, results: dict[str, Any], path: str | os.PathLike | None = None
+) -> Path:
+    """One self-contained HTML page of the sweep in ``out`` (default ``out/report.html``) with
+    its ``results`` (:func:`rltuner.sweep.collect_results`): the SPEC, the per-trial table, the
+    per-setting summary and every plot (embedded)."""
     from rltuner.report import _CSS, _img
 
     out = Path(out)
     if not (out / "trials.json").is_file():
         raise RltunerError(f"{out}: not a sweep folder (no trials.json)")
-    results = collect(out)
     paths = write_results(out, results)
     e = html.escape
     states = [r["status"] for r in results["trials"]]
