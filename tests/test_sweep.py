@@ -377,3 +377,22 @@ def crash_once(compositions, beat, action, key):
     b, _ = load_arrays(clean / "trials" / "000_seed=0_algorithm=q" / "tuned.safetensors")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_asha_stops_trials_early_and_resume_keeps_them_stopped(ray_session, tiny_note_rnn,
+                                                                tmp_path):  # fmt: skip
+    from rltuner.sweep import SweepConfig, run_sweep
+
+    text = SPEC.replace('seed = [0, 1]\nalgorithm = ["q", "psi"]', "seed = [0, 1, 2, 3, 4, 5]")
+    spec = _spec(tmp_path, text, tiny_note_rnn)
+    options = SweepConfig(scheduler="asha", grace_windows=1)
+    results = run_sweep(tmp_path / "sweep", spec, options, quiet=True)
+    states = {r["trial"]: r["status"] for r in results["trials"]}
+    assert set(states.values()) <= {"finished", "stopped"} and "finished" in states.values()
+    for r in results["trials"]:
+        if r["status"] == "finished":  # ran to the end and was evaluated, never cut off
+            assert r["steps"] == 9600 and r["rows_met"] is not None
+        else:
+            assert r["steps"] < 9600 and r["rows_met"] is None
+    again = run_sweep(tmp_path / "sweep", None, options, resume=True, quiet=True)
+    assert {r["trial"]: r["status"] for r in again["trials"]} == states

@@ -526,7 +526,8 @@ def _train_and_evaluate(trial: Trial, ev: EvaluationSpec, run: Path) -> None:
     def on_window(row: dict[str, float]) -> None:
         last.update(row)
         save_info()
-        tune.report(dict(row))
+        if row["step"] < tuner.config.steps:  # the last window is reported with the evaluation:
+            tune.report(dict(row))  # a scheduler's stop there must not cut the evaluation off
 
     save_info()
     tuner.train(run, progress=False, on_window=on_window)
