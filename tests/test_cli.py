@@ -154,6 +154,14 @@ def test_resume_accepts_steps_and_updates_the_saved_config(tmp_path, cli, small_
     run_dir = tmp_path / "run"
     p = cli(*small_tune_args(steps=1600), "--out", run_dir)
     assert p.returncode == 0, p.stderr
+    # options that would change the run are refused, naming them; nothing is changed
+    before = (run_dir / "config.json").read_text()
+    cli("tune", "--resume", run_dir, "--learning-rate", "0.1").assert_clear_error(
+        "--learning-rate", "would change"
+    )
+    cli("tune", "--resume", run_dir, "--out", tmp_path / "elsewhere").assert_clear_error("--out")
+    assert (run_dir / "config.json").read_text() == before
+    assert not (tmp_path / "elsewhere").exists()
     # a finished run cannot be shortened ...
     cli("tune", "--resume", run_dir, "--steps", "800").assert_clear_error("below", "1,600")
     # ... but can be extended: the saved configuration says how long it now is

@@ -10,26 +10,12 @@ pytest.importorskip("tensorboard", reason="reading the logs back needs the tenso
 
 from rltuner.errors import RltunerError
 from rltuner.tensorboard import ScalarWriter, read_scalars
-from rltuner.tuner import RLTuner, TunerConfig
+from rltuner.tuner import RLTuner
 
 
-def _cfg(path, **kw):
-    base = dict(
-        note_rnn=str(path),
-        steps=4800,
-        eval_every=1600,
-        exploration_period=1600,
-        memory_size=4000,
-        num_envs=16,
-        eval_compositions=16,
-        final_compositions=64,
-        num_samples=2,
-        seed=3,
-        report=False,
-        tensorboard=True,
-    )
-    base.update(kw)
-    return TunerConfig(**base)
+def _tb(small_config, **fields):
+    """The shared small run (conftest.SMALL_RUN), three windows, with TensorBoard logging."""
+    return small_config(**{"steps": 4800, "tensorboard": True, **fields})
 
 
 def test_round_trip_and_skipped_values(tmp_path):
@@ -69,8 +55,8 @@ def test_two_writers_in_one_second_keep_their_order(tmp_path):
     assert len(list(tmp_path.iterdir())) == 3
 
 
-def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
-    RLTuner(_cfg(tiny_note_rnn)).train(tmp_path, progress=False, stop_after=3200)
+def test_tuner_logs_every_window_once_across_a_resume(small_config, tmp_path):
+    RLTuner(_tb(small_config)).train(tmp_path, progress=False, stop_after=3200)
     # as if the killed process had logged a window after its last checkpoint
     ScalarWriter(tmp_path / "tensorboard").add_scalars(4800, {"train/reward": 1e6})
     t = RLTuner.load(tmp_path)
@@ -85,8 +71,8 @@ def test_tuner_logs_every_window_once_across_a_resume(tiny_note_rnn, tmp_path):
     assert tb["table1/Notes in motif"] == [(4800, pytest.approx(stats["table1"]["Notes in motif"]))]
 
 
-def test_resuming_a_finished_run_logs_nothing_twice(tiny_note_rnn, tmp_path):
-    RLTuner(_cfg(tiny_note_rnn, steps=3200)).train(tmp_path, progress=False)
+def test_resuming_a_finished_run_logs_nothing_twice(small_config, tmp_path):
+    RLTuner(_tb(small_config, steps=3200)).train(tmp_path, progress=False)
     RLTuner.load(tmp_path).train(tmp_path, progress=False)  # rewrites the end-of-run outputs
     tb = read_scalars(tmp_path / "tensorboard")
     assert len(list((tmp_path / "tensorboard").iterdir())) == 2
@@ -94,16 +80,16 @@ def test_resuming_a_finished_run_logs_nothing_twice(tiny_note_rnn, tmp_path):
     assert [s for s, _ in tb["table1/Leaps resolved"]] == [3200]
 
 
-def test_off_by_default(tiny_note_rnn, tmp_path):
-    RLTuner(_cfg(tiny_note_rnn, tensorboard=False, steps=1600)).train(tmp_path, progress=False)
+def test_off_by_default(small_config, tmp_path):
+    RLTuner(_tb(small_config, tensorboard=False, steps=1600)).train(tmp_path, progress=False)
     assert not (tmp_path / "tensorboard").exists()
 
 
-def test_new_run_refuses_an_old_run_dir_unless_forced(tiny_note_rnn, tmp_path):
-    RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=1)).train(tmp_path, progress=False)
+def test_new_run_refuses_an_old_run_dir_unless_forced(small_config, tmp_path):
+    RLTuner(_tb(small_config, steps=1600, seed=1)).train(tmp_path, progress=False)
     with pytest.raises(RltunerError, match="already holds a run"):
-        RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=2)).train(tmp_path, progress=False)
-    RLTuner(_cfg(tiny_note_rnn, steps=1600, seed=2)).train(tmp_path, progress=False, force=True)
+        RLTuner(_tb(small_config, steps=1600, seed=2)).train(tmp_path, progress=False)
+    RLTuner(_tb(small_config, steps=1600, seed=2)).train(tmp_path, progress=False, force=True)
     assert json.loads((tmp_path / "config.json").read_text())["seed"] == 2  # not the old one
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1600]  # the old run's log is gone
