@@ -240,3 +240,14 @@ def class_label(cls: int) -> str:
         return "hold"
     pitch = int(cls) + _PITCH_OFFSET
     return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+# The encoding facts every Note RNN checkpoint records in its metadata (``"encoding"``).
+ENCODING_META: dict[str, int] = {
+    "num_classes": NUM_CLASSES,
+    "note_off": NOTE_OFF,
+    "no_event": NO_EVENT,
+    "min_pitch": MIN_PITCH,
+    "max_pitch": MAX_PITCH,
+    "steps_per_quarter": STEPS_PER_QUARTER,
+}

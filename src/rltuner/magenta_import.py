@@ -33,15 +33,9 @@ from typing import Any
 import numpy as np
 
 from rltuner.checkpoint import save_arrays
-from rltuner.encoding import (
-    MAX_PITCH,
-    MIN_PITCH,
-    NO_EVENT,
-    NOTE_OFF,
-    NUM_CLASSES,
-    STEPS_PER_QUARTER,
-)
+from rltuner.encoding import ENCODING_META, NO_EVENT, NOTE_OFF, NUM_CLASSES
 from rltuner.errors import RltunerError
+from rltuner.network import NOTE_RNN_FORMAT_VERSION, NOTE_RNN_KIND
 from rltuner.tf_checkpoint import (
     Checkpoint,
     checkpoint_from_table,
@@ -67,15 +61,6 @@ _SUPPORTED = (
 )
 
 # Checkpoint metadata of rltuner.note_rnn (kept here too: that module needs torch).
-_KIND, _FORMAT_VERSION = "note_rnn", 1
-_ENCODING = {
-    "num_classes": NUM_CLASSES,
-    "note_off": NOTE_OFF,
-    "no_event": NO_EVENT,
-    "min_pitch": MIN_PITCH,
-    "max_pitch": MAX_PITCH,
-    "steps_per_quarter": STEPS_PER_QUARTER,
-}
 
 # `<prefix>[multi_rnn_cell/cell_K/]<cell>/[Linear/]<part>`, TF 0.x to 2.x spellings.
 _LSTM_NAME = re.compile(
@@ -326,10 +311,10 @@ def import_note_rnn(
     if "configuration" not in source:
         source["configuration"] = None  # a checkpoint does not record its configuration id
     meta = {
-        "kind": _KIND,
-        "format_version": _FORMAT_VERSION,
+        "kind": NOTE_RNN_KIND,
+        "format_version": NOTE_RNN_FORMAT_VERSION,
         "config": {"layer_sizes": list(sizes), "num_classes": NUM_CLASSES},
-        "encoding": dict(_ENCODING),
+        "encoding": dict(ENCODING_META),
         "training": {},
         "metrics": {},
         "source": source,

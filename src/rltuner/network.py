@@ -22,6 +22,10 @@ from rltuner.encoding import NUM_CLASSES
 from rltuner.errors import RltunerError
 from rltuner.lstm_kernels import NetLayout, forward
 
+# what a Note RNN checkpoint's metadata says it is (the torch trainer and the importers write it)
+NOTE_RNN_KIND = "note_rnn"
+NOTE_RNN_FORMAT_VERSION = 1
+
 __all__ = [
     "Network",
     "load_network",
@@ -168,7 +172,7 @@ class Network:
 def network_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict, source: str) -> Network:
     """The network of a Note RNN checkpoint's arrays and metadata (``source`` names it in
     errors)."""
-    if meta.get("kind") != "note_rnn":
+    if meta.get("kind") != NOTE_RNN_KIND:
         raise RltunerError(f"{source}: not a Note RNN checkpoint (kind is {meta.get('kind')!r})")
     cfg = meta.get("config", {})
     if int(cfg.get("num_classes", NUM_CLASSES)) != NUM_CLASSES:

@@ -44,14 +44,8 @@ except ImportError:  # torch is the optional [torch] extra
     raise missing_torch("training or loading a Note RNN as a torch module") from None
 
 from rltuner.checkpoint import load_tensors, save_tensors
-from rltuner.encoding import (
-    MAX_PITCH,
-    MIN_PITCH,
-    NO_EVENT,
-    NOTE_OFF,
-    NUM_CLASSES,
-    STEPS_PER_QUARTER,
-)
+from rltuner.encoding import ENCODING_META, NO_EVENT, NUM_CLASSES
+from rltuner.network import NOTE_RNN_FORMAT_VERSION, NOTE_RNN_KIND
 from rltuner.options import check_device, check_int, check_range, option
 
 __all__ = [
@@ -71,16 +65,8 @@ __all__ = [
     "FORMAT_VERSION",
 ]
 
-CHECKPOINT_KIND = "note_rnn"
-FORMAT_VERSION = 1
-ENCODING_META: dict[str, int] = {
-    "num_classes": NUM_CLASSES,
-    "note_off": NOTE_OFF,
-    "no_event": NO_EVENT,
-    "min_pitch": MIN_PITCH,
-    "max_pitch": MAX_PITCH,
-    "steps_per_quarter": STEPS_PER_QUARTER,
-}
+CHECKPOINT_KIND = NOTE_RNN_KIND
+FORMAT_VERSION = NOTE_RNN_FORMAT_VERSION
 
 # State: one (h, c) pair per layer, each of shape (B, H_l), float32.
 LSTMState = tuple[tuple[Tensor, Tensor], ...]
