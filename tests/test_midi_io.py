@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,14 @@ from hypothesis import strategies as st
 
 from rltuner.encoding import Key, melody_to_notes, notes_to_melody
 from rltuner.errors import RltunerError
+from rltuner.harmony import Chord, ChordSpan, Progression
 from rltuner.midi_io import (
+    CHORD_VELOCITY,
     DROP_FEW_PITCHES,
     DROP_RANGE,
     DROP_SHORT,
     NoteTrack,
+    chord_voicing,
     estimate_key,
     extract_melodies,
     load_pretty_midi,
@@ -253,3 +257,94 @@ def test_round_trip_property(tmp_path_factory, first, rest, qpm):
     # MIDI keeps notes, not redundant note-offs or a trailing rest: compare the canonical form
     expected = notes_to_melody(melody_to_notes(melody))
     assert np.array_equal(m.melody, expected)
+
+
+# ----------------------------------------------------------------------------- chord track
+
+C = Chord("C", 0, (0, 4, 7), 0)
+G7 = Chord("G7", 7, (7, 11, 2, 5), 7)
+AM = Chord("Am", 9, (9, 0, 4), 9)
+F_OVER_A = Chord("F/A", 5, (5, 9, 0), 9)
+SONG = np.array([14, 1, 16, 1, 18, 0, 1, 1, 19, 21, 23, 1, 1, 1, 25, 2, 37, 1], dtype=np.int64)
+
+
+def _step_seconds(pm: pretty_midi.PrettyMIDI) -> float:
+    _, tempi = pm.get_tempo_changes()
+    assert tempi.size == 1
+    return 60.0 / float(tempi[0]) / 4
+
+
+def test_melody_only_file_is_byte_identical_to_before_chords_existed(tmp_path):
+    # sha256 of write_midi(SONG) as written before the chord track was added (commit c1da928)
+    path = write_midi(SONG, tmp_path / "m.mid")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == "dba7f83b46252344a7a01ba5c8879d265bb744ddbde806e55a38e5ba240d0c6e"
+    assert path.read_bytes() == write_midi(SONG, tmp_path / "n.mid", chords=None).read_bytes()
+
+
+def test_chord_voicing_lies_below_the_melody_with_the_bass_lowest():
+    assert chord_voicing(C) == [36, 48, 52, 55]
+    assert chord_voicing(G7) == [43, 50, 53, 55, 59]
+    assert chord_voicing(F_OVER_A) == [45, 48, 53, 57]  # slash bass in the lowest octave
+    for ch in (C, G7, AM, F_OVER_A):
+        v = chord_voicing(ch)
+        assert 36 <= v[0] <= 47 and v[0] % 12 == ch.bass
+        assert all(48 <= p <= 59 for p in v[1:]) and v[1:] == sorted(set(v[1:]))
+        assert {p % 12 for p in v[1:]} == set(ch.pitch_classes)
+
+
+@pytest.mark.parametrize("qpm", [80.0, 123.0])
+def test_block_chords_on_a_second_track(tmp_path, qpm):
+    spans = Progression((C, G7, AM, F_OVER_A), (8, 8, 4, 4)).spans(SONG.size + 6)
+    assert [(s.chord.symbol, s.start, s.steps) for s in spans] == [
+        ("C", 0, 8), ("G7", 8, 8), ("Am", 16, 4), ("F/A", 20, 4),
+    ]  # fmt: skip
+    path = write_midi(SONG, tmp_path / "b.mid", qpm=qpm, chords=spans)
+    pm = load_pretty_midi(path)
+    melody, chords = pm.instruments
+    assert (melody.name, chords.name) == ("melody", "chords")
+    assert chords.program != melody.program
+    plain = melody_to_pretty_midi(SONG, qpm=qpm).instruments[0]
+    assert [(n.pitch, n.velocity) for n in melody.notes] == [(n.pitch, n.velocity)
+                                                             for n in plain.notes]  # fmt: skip
+    assert np.allclose([(n.start, n.end) for n in melody.notes],
+                       [(n.start, n.end) for n in plain.notes], atol=1e-3)  # fmt: skip
+    step = _step_seconds(pm)
+    assert step == pytest.approx(60.0 / qpm / 4, rel=1e-3)
+    for span in spans:
+        t0, t1 = span.start * step, (span.start + span.steps) * step
+        sounding = [n for n in chords.notes if abs(n.start - t0) < 1e-3]
+        assert {n.pitch % 12 for n in sounding} == set(span.chord.pitch_classes)
+        assert all(abs(n.end - t1) < 1e-3 for n in sounding)
+        assert min(n.pitch for n in sounding) % 12 == span.chord.bass
+    assert len(chords.notes) == sum(len(chord_voicing(s.chord)) for s in spans)
+    assert all(n.velocity == CHORD_VELOCITY < 100 for n in chords.notes)
+    assert max(n.pitch for n in chords.notes) < 60 <= max(n.pitch for n in melody.notes)
+    # the melody read back from the two-track file is the melody written
+    extracted = [m for m in read_midi(path, transpose=False, **NO_FILTER) if m.track == "melody"]
+    assert np.array_equal(extracted[0].melody, notes_to_melody(melody_to_notes(SONG)))
+
+
+def test_arpeggio_plays_chord_tones_in_eighths(tmp_path):
+    spans = [ChordSpan(C, 0, 8), ChordSpan(G7, 8, 5)]
+    pm = load_pretty_midi(write_midi(SONG, tmp_path / "a.mid", chords=spans,
+                                     chord_style="arpeggio"))  # fmt: skip
+    _, chords = pm.instruments
+    step = _step_seconds(pm)
+    got = [(n.pitch, round(n.start / step), round(n.end / step)) for n in chords.notes]
+    assert got == [
+        (36, 0, 2), (48, 2, 4), (52, 4, 6), (55, 6, 8),  # C: bass then upwards, one per eighth
+        (43, 8, 10), (50, 10, 12), (53, 12, 13),  # G7 cut at its span's end (5 steps)
+    ]  # fmt: skip
+    assert all(n.velocity == CHORD_VELOCITY for n in chords.notes)
+
+
+def test_program_clash_and_bad_chord_input(tmp_path):
+    pm = melody_to_pretty_midi(SONG, program=4, chords=[ChordSpan(C, 0, 4)])
+    assert pm.instruments[0].program == 4 and pm.instruments[1].program == 0
+    with pytest.raises(ValueError, match="chord style must be one of block, arpeggio"):
+        write_midi(SONG, tmp_path / "x.mid", chords=[ChordSpan(C, 0, 4)], chord_style="strum")
+    with pytest.raises(ValueError, match="lasts 0 steps"):
+        write_midi(SONG, tmp_path / "x.mid", chords=[ChordSpan(C, 0, 0)])
+    assert not (tmp_path / "x.mid").exists()
+    assert len(melody_to_pretty_midi(SONG, chords=[]).instruments[1].notes) == 0

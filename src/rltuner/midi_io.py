@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -50,6 +51,7 @@ from rltuner.encoding import (
     notes_to_melody,
 )
 from rltuner.errors import RltunerError
+from rltuner.harmony import Chord, ChordSpan
 
 __all__ = [
     "InputFileError",
@@ -68,6 +70,10 @@ __all__ = [
     "describe_dropped",
     "no_melody_error",
     "read_midi",
+    "CHORD_STYLES",
+    "CHORD_VELOCITY",
+    "chord_voicing",
+    "chords_to_instrument",
     "melody_to_pretty_midi",
     "write_midi",
 ]
@@ -409,17 +415,87 @@ def read_midi(
 # ----------------------------------------------------------------------------- writing MIDI
 
 
+#: How the chord track plays each chord: ``block`` holds the voicing for the chord's span,
+#: ``arpeggio`` plays its notes one after another (bass first, upwards) in eighth notes.
+CHORD_STYLES = ("block", "arpeggio")
+#: Velocity of the chord track: below the melody's default 100, so the melody stays on top
+#: (General MIDI synthesisers, and the built-in one, scale amplitude by ``(velocity/127)^2``).
+CHORD_VELOCITY = 56
+#: Default General MIDI program of the chord track (Electric Piano 1); Acoustic Grand Piano
+#: when the melody itself uses it.
+CHORD_PROGRAM = 4
+# The chord track lies below the melody (MIDI 48..83): bass in 36..47, upper voices in 48..59.
+_BASS_LOW = 36
+_UPPER_LOW = 48
+
+
+def chord_voicing(chord: Chord) -> list[int]:
+    """MIDI pitches of ``chord`` as the chord track plays it, low to high: the bass
+    (``chord.bass``) in MIDI 36..47, then each of ``chord.pitch_classes`` once in close
+    position within MIDI 48..59 (the inversion that fits there)."""
+    bass = _BASS_LOW + int(chord.bass) % 12
+    upper = sorted({_UPPER_LOW + int(pc) % 12 for pc in chord.pitch_classes})
+    return [bass, *upper]
+
+
+def chords_to_instrument(
+    chords: Sequence[ChordSpan],
+    qpm: float = DEFAULT_QPM,
+    style: str = "block",
+    program: int = CHORD_PROGRAM,
+    velocity: int = CHORD_VELOCITY,
+) -> pretty_midi.Instrument:
+    """The chord track: an instrument named ``"chords"`` playing each span's chord from its
+    ``start`` for ``steps`` sixteenth steps at ``qpm`` (a step lasts ``60 / qpm / 4`` s), voiced
+    by :func:`chord_voicing`. ``style``: one of :data:`CHORD_STYLES`. Raises ``ValueError`` for
+    an unknown style or a span with ``start < 0`` or ``steps < 1``."""
+    if style not in CHORD_STYLES:
+        raise ValueError(f"chord style must be one of {', '.join(CHORD_STYLES)}, got {style!r}")
+    if qpm <= 0:
+        raise ValueError(f"qpm must be positive, got {qpm}")
+    step = 60.0 / qpm / STEPS_PER_QUARTER
+    inst = pretty_midi.Instrument(program=int(program), name="chords")
+    eighth = STEPS_PER_QUARTER // 2
+    for span in chords:
+        start, steps = int(span.start), int(span.steps)
+        if start < 0 or steps < 1:
+            raise ValueError(f"chord span {span.chord} at step {start} lasts {steps} steps")
+        pitches = chord_voicing(span.chord)
+        end = start + steps
+        if style == "block":
+            notes = [(p, start, end) for p in pitches]
+        else:
+            onsets = range(start, end, eighth)
+            notes = [(pitches[i % len(pitches)], o, min(o + eighth, end))
+                     for i, o in enumerate(onsets)]  # fmt: skip
+        for p, a, b in notes:
+            inst.notes.append(pretty_midi.Note(int(velocity), p, float(a * step), float(b * step)))
+    return inst
+
+
 def melody_to_pretty_midi(
-    melody: np.ndarray, qpm: float = DEFAULT_QPM, program: int = 0, velocity: int = 100
+    melody: np.ndarray,
+    qpm: float = DEFAULT_QPM,
+    program: int = 0,
+    velocity: int = 100,
+    chords: Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
 ) -> pretty_midi.PrettyMIDI:
-    """Class sequence ``(T,)`` -> one-instrument ``PrettyMIDI`` at ``qpm`` quarter notes per
-    minute (a step lasts ``60 / qpm / 4`` s). A trailing rest is not representable in MIDI
-    and is lost."""
+    """Class sequence ``(T,)`` -> ``PrettyMIDI`` at ``qpm`` quarter notes per minute (a step
+    lasts ``60 / qpm / 4`` s): the melody is the first instrument (``"melody"``). A trailing
+    rest is not representable in MIDI and is lost. With ``chords`` (spans in steps of the
+    same composition, e.g. ``Progression.spans(T)``) a second instrument ``"chords"`` plays
+    them below the melody (:func:`chords_to_instrument`, style ``chord_style``, a program
+    other than ``program``, softer)."""
     melody = np.asarray(melody).reshape(-1)
     if melody.size and (melody.min() < 0 or melody.max() >= NUM_CLASSES):
         raise ValueError("melody classes must lie in 0..37")
     if qpm <= 0:
         raise ValueError(f"qpm must be positive, got {qpm}")
+    chord_track = None
+    if chords is not None:
+        chord_program = CHORD_PROGRAM if int(program) != CHORD_PROGRAM else 0
+        chord_track = chords_to_instrument(chords, qpm, chord_style, chord_program)
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(qpm))
     pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     inst = pretty_midi.Instrument(program=int(program), name="melody")
@@ -430,6 +506,8 @@ def melody_to_pretty_midi(
             pretty_midi.Note(int(velocity), int(p), float(o * step), float((o + d) * step))
         )
     pm.instruments.append(inst)
+    if chord_track is not None:
+        pm.instruments.append(chord_track)
     return pm
 
 
@@ -439,9 +517,15 @@ def write_midi(
     qpm: float = DEFAULT_QPM,
     program: int = 0,
     velocity: int = 100,
+    chords: Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
 ) -> Path:
-    """Write a class sequence as a one-track MIDI file, atomically. Returns the path."""
-    pm = melody_to_pretty_midi(melody, qpm=qpm, program=program, velocity=velocity)
+    """Write a class sequence as a MIDI file, atomically: one track, or with ``chords`` a
+    second track playing them (see :func:`melody_to_pretty_midi`). Returns the path."""
+    pm = melody_to_pretty_midi(
+        melody, qpm=qpm, program=program, velocity=velocity, chords=chords,
+        chord_style=chord_style,
+    )  # fmt: skip
     path = Path(path)
     with atomic_path(path, suffix=".mid") as tmp:
         pm.write(str(tmp))
