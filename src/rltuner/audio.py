@@ -21,6 +21,7 @@ import contextlib
 import io
 import os
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ from rltuner.errors import RltunerError
 
 if TYPE_CHECKING:
     import pretty_midi
+
+    from rltuner.harmony import ChordSpan
 
 __all__ = [
     "SYNTHS",
@@ -87,9 +90,17 @@ def fluidsynth_available() -> bool:
     return find_soundfont() is not None
 
 
-def _to_pretty_midi(source, qpm: float, program: int) -> pretty_midi.PrettyMIDI:
+def _to_pretty_midi(
+    source,
+    qpm: float,
+    program: int,
+    chords: Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
+) -> pretty_midi.PrettyMIDI:
     import pretty_midi
 
+    if isinstance(source, (pretty_midi.PrettyMIDI, str, os.PathLike)) and chords is not None:
+        raise RltunerError("chords go with a melody (an array of classes), not a MIDI file")
     if isinstance(source, pretty_midi.PrettyMIDI):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -98,7 +109,9 @@ def _to_pretty_midi(source, qpm: float, program: int) -> pretty_midi.PrettyMIDI:
         return load_pretty_midi(source)
     from rltuner.midi_io import melody_to_pretty_midi
 
-    return melody_to_pretty_midi(np.asarray(source, dtype=np.int64), qpm=qpm, program=program)
+    melody = np.asarray(source, dtype=np.int64)
+    return melody_to_pretty_midi(melody, qpm=qpm, program=program, chords=chords,
+                                 chord_style=chord_style)  # fmt: skip
 
 
 def builtin_synth(pm: pretty_midi.PrettyMIDI, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
@@ -107,7 +120,9 @@ def builtin_synth(pm: pretty_midi.PrettyMIDI, sample_rate: int = DEFAULT_SAMPLE_
 
     Per note: harmonics ``k = 1..6`` with amplitude ``k^-1.5`` decaying at ``1.5·k`` per
     second (brighter attack, mellow sustain), a 5 ms linear attack and a 80 ms exponential
-    release after the note's end; loudness follows the velocity."""
+    release after the note's end; amplitude ``(velocity / 127)^2`` (the General MIDI velocity
+    curve, 40·log10(v/127) dB), so a softer track -- the chords -- lies under the melody.
+    Every track is mixed in; the mix is scaled to the peak, so the result never clips."""
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
     end = max((n.end for n in notes), default=0.0)
     out = np.zeros(int(np.ceil((end + TAIL_SECONDS) * sample_rate)) + 1, dtype=np.float64)
@@ -124,7 +139,8 @@ def builtin_synth(pm: pretty_midi.PrettyMIDI, sample_rate: int = DEFAULT_SAMPLE_
         partials = (k**-1.5) * np.exp(-1.5 * k * t) * np.sin(2 * np.pi * f0 * k * t)
         partials[k[:, 0] * f0 >= sample_rate / 2] = 0.0  # no aliasing above Nyquist
         env = np.minimum(t / 0.005, 1.0) * np.where(t < dur, 1.0, np.exp(-(t - dur) / release))
-        out[start : start + length] += (n.velocity / 127.0) * env * partials.sum(axis=0)
+        gain = (n.velocity / 127.0) ** 2
+        out[start : start + length] += gain * env * partials.sum(axis=0)
     peak = float(np.abs(out).max())
     if peak > 0:
         out *= 0.9 / peak
@@ -151,13 +167,18 @@ def synthesize(
     qpm: float = DEFAULT_QPM,
     program: int = 0,
     soundfont: str | os.PathLike | None = None,
+    chords: Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
 ) -> tuple[np.ndarray, str]:
     """Render ``source`` (a melody ``(T,)`` of classes, a ``PrettyMIDI`` or a MIDI file path)
-    to float32 mono audio. Returns ``(audio, synth used)``. ``qpm``/``program`` apply to a
-    melody only. Raises :class:`RltunerError` if ``synth="fluidsynth"`` is not usable."""
+    to float32 mono audio with peak 0.9 (every track of a MIDI file is played). Returns
+    ``(audio, synth used)``. ``qpm``/``program`` apply to a melody only, and so do ``chords``
+    (spans of the composition, played under the melody on a second, softer track; see
+    :func:`rltuner.midi_io.melody_to_pretty_midi`) and ``chord_style`` (``block`` or
+    ``arpeggio``). Raises :class:`RltunerError` if ``synth="fluidsynth"`` is not usable."""
     if synth not in SYNTHS:
         raise RltunerError(f"unknown synth {synth!r}; choose from {', '.join(SYNTHS)}")
-    pm = _to_pretty_midi(source, qpm, program)
+    pm = _to_pretty_midi(source, qpm, program, chords, chord_style)
     if synth in ("auto", "fluidsynth"):
         sf = find_soundfont(soundfont)
         if fluidsynth_available() and sf is not None:
@@ -209,10 +230,12 @@ def render_wav(
     qpm: float = DEFAULT_QPM,
     program: int = 0,
     soundfont: str | os.PathLike | None = None,
+    chords: Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
 ) -> tuple[Path, str]:
-    """Render a melody, ``PrettyMIDI`` or MIDI file to the WAV file ``path`` (see
-    :func:`synthesize`; default rate 44.1 kHz with FluidSynth, 22.05 kHz built-in).
-    Returns ``(path, synth used)``."""
+    """Render a melody (with ``chords`` under it when given), ``PrettyMIDI`` or MIDI file to
+    the WAV file ``path`` (see :func:`synthesize`; default rate 44.1 kHz with FluidSynth,
+    22.05 kHz built-in). Returns ``(path, synth used)``."""
     rate = sample_rate or (44100 if synth == "fluidsynth" else DEFAULT_SAMPLE_RATE)
-    audio, used = synthesize(source, synth, rate, qpm, program, soundfont)
+    audio, used = synthesize(source, synth, rate, qpm, program, soundfont, chords, chord_style)
     return write_wav(audio, path, rate), used
