@@ -22,7 +22,7 @@ def _torch_views(theta, lay):
     return d
 
 
-def _torch_forward(theta, lay, obs, state):
+def _torch_forward(theta, lay, obs, state, cond=None):
     d = _torch_views(theta, lay)
     x = None
     for l, (_, h, _, _, _, so) in enumerate(lay.lmeta):
@@ -30,6 +30,10 @@ def _torch_forward(theta, lay, obs, state):
         hp, cp = state[:, so : so + h], state[:, so + h : so + 2 * h]
         z = hp @ d[f"l{l}.Wh"] + d[f"l{l}.b"]
         z = z + (d[f"l{l}.Wx"][obs] if l == 0 else x @ d[f"l{l}.Wx"])
+        if l == 0 and cond is not None:  # conditioning rows: a multi-hot part of the input
+            for c in range(cond.shape[1]):
+                live = (cond[:, c] >= 0).to(z.dtype)[:, None]
+                z = z + d["l0.Wx"][cond[:, c].clamp(min=0)] * live
         i, f, g, o = z.split(h, 1)
         c = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
         x = torch.sigmoid(o) * torch.tanh(c)
@@ -66,14 +70,24 @@ def test_pack_unpack_roundtrip():
 
 
 @pytest.mark.parametrize(
-    ("sizes", "algo", "threads"),
-    [((8,), 0, 1), ((8, 6), 1, 2), ((5, 7), 2, 1), ((8,), 0, 2), ((1,), 1, 2), ((7, 1, 3), 0, 2)],
+    ("sizes", "algo", "threads", "k"),
+    [
+        ((8,), 0, 1, 0),
+        ((8, 6), 1, 2, 0),
+        ((5, 7), 2, 1, 0),
+        ((8,), 0, 2, 0),
+        ((1,), 1, 2, 0),
+        ((7, 1, 3), 0, 2, 0),
+        ((8,), 0, 1, 3),  # chord-conditioned networks (K conditioning rows per input)
+        ((6, 5), 2, 2, 4),
+        ((5,), 1, 2, 2),
+    ],
 )
-def test_update_matches_torch_autograd(sizes, algo, threads):
+def test_update_matches_torch_autograd(sizes, algo, threads, k):
     """Three minibatch updates (target, MSE, per-tensor clipping, Adam, soft update) equal
     the same computed with torch autograd + torch.optim.Adam."""
     rng = np.random.default_rng(0)
-    lay = NetLayout(sizes)
+    lay = NetLayout(sizes, cond_inputs=5 if k else 0)
     p, s = lay.num_params, lay.state_size
     theta = (rng.standard_normal(p) * 0.3).astype(np.float32)
     target = (theta + rng.standard_normal(p).astype(np.float32) * 0.1).astype(np.float32)
@@ -84,6 +98,11 @@ def test_update_matches_torch_autograd(sizes, algo, threads):
     rew = rng.standard_normal(m).astype(np.float32)
     qs, nqs, nrs = (rng.standard_normal((m, s)).astype(np.float32) for _ in range(3))
     idx = rng.integers(0, m, (3, 16)).astype(np.int64)
+    # conditioning rows 38..42, some -1 (none), a row may repeat within an input
+    cond = np.where(rng.random((m, k)) < 0.2, -1, rng.integers(38, 43, (m, k))).astype(np.int8)
+    next_cond = np.where(rng.random((m, k)) < 0.2, -1, rng.integers(38, 43, (m, k)))
+    next_cond = next_cond.astype(np.int8)
+    ct, nct = torch.tensor(cond.astype(np.int64)), torch.tensor(next_cond.astype(np.int64))
 
     th = torch.tensor(theta, requires_grad=True)
     tg = torch.tensor(target)
@@ -94,16 +113,16 @@ def test_update_matches_torch_autograd(sizes, algo, threads):
         o = torch.tensor(obs.astype(np.int64))[ii]
         a = torch.tensor(act.astype(np.int64))[ii]
         with torch.no_grad():
-            qn = _torch_forward(tg, lay, a, torch.tensor(nqs)[ii])
+            qn = _torch_forward(tg, lay, a, torch.tensor(nqs)[ii], nct[ii])
             if algo == 0:
                 v = qn.max(1).values
             elif algo == 1:
                 v = torch.logsumexp(qn, 1)
             else:
-                rl = _torch_forward(torch.tensor(rtheta), lay, a, torch.tensor(nrs)[ii])
+                rl = _torch_forward(torch.tensor(rtheta), lay, a, torch.tensor(nrs)[ii], nct[ii])
                 v = torch.logsumexp(qn + torch.log_softmax(rl, 1), 1)
             y = torch.tensor(rew)[ii] + 0.5 * v
-        q = _torch_forward(th, lay, o, torch.tensor(qs)[ii])
+        q = _torch_forward(th, lay, o, torch.tensor(qs)[ii], ct[ii])
         loss = ((q.gather(1, a[:, None])[:, 0] - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -123,7 +142,8 @@ def test_update_matches_torch_autograd(sizes, algo, threads):
     prime = np.arange(m, dtype=np.int32)
     update_many(theta, target, mm, vv, st, rtheta, lay, obs, act, rew, prime, qs, 1, nqs, nrs, idx,
                 algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0, 0.01, out_loss, out_t,
-                threads=threads)  # fmt: skip
+                threads=threads, cond=cond if k else None,
+                next_cond=next_cond if k else None)  # fmt: skip
     np.testing.assert_allclose(out_loss, losses, rtol=1e-4)
     np.testing.assert_allclose(theta, th.detach().numpy(), atol=2e-6)
     np.testing.assert_allclose(target, tg.numpy(), atol=2e-6)
@@ -203,9 +223,36 @@ def test_forward_kernel_matches_torch_two_layers():
     state = rng.standard_normal((6, lay.state_size)).astype(np.float32)
     new, q = np.empty_like(state), np.empty((6, 38), np.float32)
     z, zx = np.empty(6 * 36, np.float32), np.empty(6 * 36, np.float32)
-    forward(theta, lay.lmeta, lay.ometa, obs, state, new, q, z, zx)
+    forward(theta, lay.lmeta, lay.ometa, obs, np.zeros((6, 0), np.int64), state, new, q, z, zx)
     ref = _torch_forward(torch.tensor(theta), lay, torch.tensor(obs), torch.tensor(state))
     np.testing.assert_allclose(q, ref.numpy(), atol=3e-6)
+
+
+def test_conditioned_forward_matches_torch_and_zero_rows_change_nothing():
+    """A conditioned network's step adds its conditioning rows (torch reference, and the torch
+    backend's forward); with those rows zero it equals the plain network bit for bit."""
+    from rltuner.torch_backend import torch_forward
+
+    rng = np.random.default_rng(4)
+    plain = Network(NetLayout((9, 4)), (rng.standard_normal(NetLayout((9, 4)).num_params) * 0.5)
+                    .astype(np.float32))  # fmt: skip
+    wide = plain.with_cond_inputs(6)
+    obs = rng.integers(0, 38, 7)
+    cond = np.where(rng.random((7, 3)) < 0.3, -1, rng.integers(38, 44, (7, 3)))
+    state = rng.standard_normal((7, plain.layout.state_size)).astype(np.float32)
+    q0, s0 = plain.step(obs, state)
+    q1, s1 = wide.step(obs, state, cond=cond)
+    assert np.array_equal(q0, q1) and np.array_equal(s0, s1)
+    wide.layout.views(wide.theta)["l0.Wx"][38:] = rng.standard_normal((6, 36)).astype(np.float32)
+    q2, _ = wide.step(obs, state, cond=cond)
+    assert not np.allclose(q2, q0)
+    tc = torch.tensor(cond)
+    ref = _torch_forward(torch.tensor(wide.theta), wide.layout, torch.tensor(obs),
+                         torch.tensor(state), tc)  # fmt: skip
+    np.testing.assert_allclose(q2, ref.numpy(), atol=3e-6)
+    tb, _ = torch_forward(torch.tensor(wide.theta), wide.layout, torch.tensor(obs),
+                          torch.tensor(state), tc)  # fmt: skip
+    np.testing.assert_allclose(q2, tb.numpy(), atol=3e-6)
 
 
 def test_forked_child_falls_back_to_one_thread():

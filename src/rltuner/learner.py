@@ -94,6 +94,10 @@ class ReplayMemory:
     (the priming table: one zero row for ``random_note``) it started from. This halves the
     memory (100,000 transitions of a 1x100 network: 80 MB instead of 160 MB). The oldest
     ``stride`` rows, whose predecessors were overwritten, are never sampled.
+
+    A chord-conditioned network (``cond_width`` K > 0) also reads, per row, ``cond`` (K,) int8:
+    the conditioning rows that went with ``obs``, and ``next_cond``: those of the next
+    observation (:mod:`rltuner.conditioning`).
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class ReplayMemory:
         store_reward_state: bool,
         stride: int,
         prime_states: np.ndarray,
+        cond_width: int = 0,
     ) -> None:
         self.capacity = int(capacity)
         self.stride = int(stride)
@@ -113,6 +118,8 @@ class ReplayMemory:
         self.action = np.zeros(self.capacity, dtype=np.int8)
         self.reward = np.zeros(self.capacity, dtype=np.float32)
         self.prime = np.full(self.capacity, -1, dtype=np.int32)
+        self.cond = np.full((self.capacity, int(cond_width)), -1, dtype=np.int8)
+        self.next_cond = np.full((self.capacity, int(cond_width)), -1, dtype=np.int8)
         self.next_q_state = np.zeros((self.capacity, state_size), dtype=np.float32)
         rs = state_size if store_reward_state else 1
         self.next_r_state = np.zeros(
@@ -130,9 +137,12 @@ class ReplayMemory:
         reward: np.ndarray,
         next_q_state: np.ndarray,
         next_r_state: np.ndarray | None,
+        cond: np.ndarray | None = None,
+        next_cond: np.ndarray | None = None,
     ) -> None:
         """Append one block of ``stride`` transitions (one per composition, in slot order).
-        ``prime[b]`` is the priming-table row for a composition's first transition, else -1."""
+        ``prime[b]`` is the priming-table row for a composition's first transition, else -1.
+        ``cond`` / ``next_cond`` (stride, K): a conditioned network's input rows."""
         n = obs.shape[0]
         if n != self.stride:
             raise ValueError(f"add() takes blocks of {self.stride} transitions, got {n}")
@@ -148,6 +158,9 @@ class ReplayMemory:
             self.next_q_state[sl] = next_q_state[src]
             if self.store_reward_state:
                 self.next_r_state[sl] = next_r_state[src]
+            if self.cond.shape[1]:
+                self.cond[sl] = cond[src]
+                self.next_cond[sl] = next_cond[src]
             self.pos = (self.pos + k) % self.capacity
             self.size = min(self.size + k, self.capacity)
             start += k
@@ -201,11 +214,15 @@ class ReplayMemory:
         }
         if self.store_reward_state:
             d["next_r_state"] = self.next_r_state
+        if self.cond.shape[1]:
+            d["cond"], d["next_cond"] = self.cond, self.next_cond
         return d
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
         for k in ("obs", "action", "reward", "prime", "next_q_state"):
             getattr(self, k)[...] = d[k]
+        if self.cond.shape[1]:
+            self.cond[...], self.next_cond[...] = d["cond"], d["next_cond"]
         if self.store_reward_state:
             self.next_r_state[...] = d["next_r_state"]
         self.size, self.pos, stride = (int(x) for x in d["pointer"])
@@ -272,7 +289,10 @@ class Learner:
                 lay, q._stepper, self._target._stepper, reward_rnn._stepper, hyper
             )
         else:
-            self._split = SplitUpdater(lay, reward_rnn.theta)
+            # the update runs the Reward RNN (G) in the Q-network's layout: a conditioned
+            # Q-network's prior gets zero conditioning rows (its outputs are unchanged)
+            reward = reward_rnn.with_cond_inputs(lay.cond_inputs) if lay.cond_inputs else reward_rnn
+            self._split = SplitUpdater(lay, reward.theta)
 
     def _sync_out(self) -> None:
         if self._split is not None:
@@ -319,7 +339,7 @@ class Learner:
             self.adam_step,
             (
                 memory.obs, memory.action, memory.reward, memory.prime, memory.prime_states,
-                memory.next_q_state, memory.next_r_state,
+                memory.next_q_state, memory.next_r_state, memory.cond, memory.next_cond,
             ),
             memory.stride,
             indices,

@@ -94,10 +94,16 @@ class NetLayout:
 
     layer_sizes: tuple[int, ...]
     num_classes: int = NUM_CLASSES
+    cond_inputs: int = 0  # extra input rows of layer 0 after the classes (chord features)
+
+    @property
+    def num_inputs(self) -> int:
+        """Rows of layer 0's ``Wx``: the one-hot classes, then the conditioning features."""
+        return self.num_classes + self.cond_inputs
 
     @property
     def lmeta(self) -> np.ndarray:
-        rows, off, soff, inp = [], 0, 0, self.num_classes
+        rows, off, soff, inp = [], 0, 0, self.num_inputs
         for h in self.layer_sizes:
             g = 4 * h
             rows.append((inp, h, off, off + inp * g, off + inp * g + h * g, soff))
@@ -350,11 +356,12 @@ def _copy_runs(src, dst, runs, to_canonical):
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _units_forward(t, l, theta, slm, obs, state, new_state, gates, tanh_c, z):
+def _units_forward(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c, z):
     """Layer ``l`` of one network for part ``t``'s units: gates (kept in ``gates``/``tanh_c``
     for the backward), new cell and output written into ``new_state``'s columns of these
     units. ``state`` is the whole previous state; layers above 0 read the layer below's new
-    output (both parts') from ``new_state``."""
+    output (both parts') from ``new_state``. Layer 0 adds the ``Wx`` rows ``cond[j]`` (the
+    conditioning features, ``-1`` = none) after the observation's row."""
     inp, hh, h, u0, owx, owh, ob, so, hoff = slm[l, t]
     if h == 0:
         return
@@ -371,6 +378,12 @@ def _units_forward(t, l, theta, slm, obs, state, new_state, gates, tanh_c, z):
             row = theta[owx + obs[j] * g4 : owx + (obs[j] + 1) * g4]
             for k in range(g4):
                 zl[j, k] += row[k] + bias[k]
+            for c in range(cond.shape[1]):
+                ci = np.int64(cond[j, c])
+                if ci >= 0:
+                    crow = theta[owx + ci * g4 : owx + (ci + 1) * g4]
+                    for k in range(g4):
+                        zl[j, k] += crow[k]
     else:
         pso = slm[l - 1, 0, 7]
         xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
@@ -420,9 +433,11 @@ def _output_layer(theta, slm, ometa, new_state, q):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
-def forward(theta, lmeta, ometa, obs, state, new_state, q, z, zx):
+def forward(theta, lmeta, ometa, obs, cond, state, new_state, q, z, zx):
     """One LSTM step for a batch, keeping no activations (acting, sampling, priming):
     ``obs (B,)`` int classes, ``state (B, S)`` -> ``new_state (B, S)``, output ``q (B, 38)``.
+    ``cond (B, K)`` int: extra rows of layer 0's ``Wx`` added to each row's input (a
+    conditioned network's features; ``-1`` = none; ``K = 0`` for a plain network).
     ``z`` and ``zx`` are scratch of at least ``B * 4 * max H`` floats each.
 
     The arithmetic of every element is the update's forward (:func:`_units_forward`: the same
@@ -442,6 +457,12 @@ def forward(theta, lmeta, ometa, obs, state, new_state, q, z, zx):
                 r = owx + obs[j] * g4
                 for k in range(g4):
                     zl[j, k] += theta[r + k] + theta[ob + k]
+                for c in range(cond.shape[1]):
+                    ci = np.int64(cond[j, c])
+                    if ci >= 0:
+                        r = owx + ci * g4
+                        for k in range(g4):
+                            zl[j, k] += theta[r + k]
         else:
             zxl = zx[: bm * g4].reshape((bm, g4))
             np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)), zxl)
@@ -521,8 +542,8 @@ def _copy_row(src, i, dst, j):
 @nb.njit(cache=True, error_model="numpy")
 def _forward_part(
     t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride, next_qstate,
-    next_rstate, algo, double_dqn, o_b, a_b, st, nst, rst, new_st, new_nst, new_rst, new_ost,
-    gates_on, tanh_on, gates_sc, tanh_sc, z,
+    next_rstate, algo, double_dqn, o_b, a_b, oc_b, ac_b, st, nst, rst, new_st, new_nst, new_rst,
+    new_ost, gates_on, tanh_on, gates_sc, tanh_sc, z,
 ):  # fmt: skip
     """Part ``t`` of layer ``l`` of every forward of update ``u``: the target network at s'
     (the Reward RNN there for G, the online network there for Double DQN) and the online
@@ -548,12 +569,14 @@ def _forward_part(
                     _prefetch_rows(next_qstate, (r - stride + cap) % cap, s_size)
                 if algo == 2:
                     _prefetch_rows(next_rstate, r, s_size)
-    _units_forward(t, l, target, slm, a_b, nst[t], new_nst, gates_sc[t], tanh_sc[t], z[t])
-    if algo == 2:
-        _units_forward(t, l, rtheta, slm, a_b, rst[t], new_rst, gates_sc[t], tanh_sc[t], z[t])
+    _units_forward(t, l, target, slm, a_b, ac_b, nst[t], new_nst, gates_sc[t], tanh_sc[t], z[t])
+    if algo == 2:  # (a conditioned network's Reward RNN has zero conditioning rows)
+        _units_forward(t, l, rtheta, slm, a_b, ac_b, rst[t], new_rst, gates_sc[t], tanh_sc[t],
+                       z[t])  # fmt: skip
     if double_dqn:
-        _units_forward(t, l, theta, slm, a_b, nst[t], new_ost, gates_sc[t], tanh_sc[t], z[t])
-    _units_forward(t, l, theta, slm, o_b, st[t], new_st, gates_on[t], tanh_on[t], z[t])
+        _units_forward(t, l, theta, slm, a_b, ac_b, nst[t], new_ost, gates_sc[t], tanh_sc[t],
+                       z[t])  # fmt: skip
+    _units_forward(t, l, theta, slm, o_b, oc_b, st[t], new_st, gates_on[t], tanh_on[t], z[t])
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
@@ -587,8 +610,8 @@ def _sum_squares(x):
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _backward_part(t, l, theta, slm, obs, state, new_state, gates, tanh_c, dh_flat, dz, grad,
-                   dh_below_flat, ranges, sq):  # fmt: skip
+def _backward_part(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c, dh_flat, dz,
+                   grad, dh_below_flat, ranges, sq):  # fmt: skip
     """Part ``t`` of layer ``l``'s backward: the gate gradients of its units from ``dh``
     (``dh_flat`` holds (B, H)), then its bias, recurrent and input weights' gradients (written
     by matmuls with ``out=``) and, above layer 0, its share of the gradient at the layer
@@ -633,6 +656,12 @@ def _backward_part(t, l, theta, slm, obs, state, new_state, gates, tanh_c, dh_fl
                 r = obs[j] * g4
                 for n in range(g4):
                     gx[r + n] += dzl[j, n]
+                for c in range(cond.shape[1]):
+                    ci = np.int64(cond[j, c])
+                    if ci >= 0:
+                        r = ci * g4
+                        for n in range(g4):
+                            gx[r + n] += dzl[j, n]
         else:
             pso = slm[l - 1, 0, 7]
             xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
@@ -729,13 +758,15 @@ def _make_update_loop(parallel: bool):
     prange = nb.prange if parallel else range
 
     def loop(theta, target, m, v, adam_step, rtheta, slm, ometa, ranges, obs, act, rew, prime,
-             prime_states, stride, next_qstate, next_rstate, idx, algo, double_dqn, gamma, lr,
-             b1, b2, eps, clip, eta, out_loss, out_target, ws):  # fmt: skip
+             prime_states, stride, next_qstate, next_rstate, cond, next_cond, idx, algo,
+             double_dqn, gamma, lr, b1, b2, eps, clip, eta, out_loss, out_target, ws):  # fmt: skip
         # the buffers come from _workspace (allocating them here made numba's parallel
         # analysis of this function several seconds slower to compile)
         (
             o_b,
             a_b,
+            oc_b,
+            ac_b,
             st,
             nst,
             rst,
@@ -769,12 +800,15 @@ def _make_update_loop(parallel: bool):
             for j in range(bm):
                 o_b[j] = obs[idx[u, j]]
                 a_b[j] = act[idx[u, j]]  # the action played = the next observation
+                for c in range(cond.shape[1]):
+                    oc_b[j, c] = cond[idx[u, j], c]
+                    ac_b[j, c] = next_cond[idx[u, j], c]
             for l in range(nl):
                 for t in prange(npart):
                     _forward_part(
                         np.int64(t), np.int64(l), u, idx, theta, target, rtheta, slm, prime,
                         prime_states, stride, next_qstate, next_rstate, algo, double_dqn, o_b,
-                        a_b, st, nst, rst,
+                        a_b, oc_b, ac_b, st, nst, rst,
                         new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc, tanh_sc,
                         z,
                     )  # fmt: skip
@@ -794,8 +828,8 @@ def _make_update_loop(parallel: bool):
             for l in range(nl - 1, -1, -1):
                 for t in prange(npart):
                     _backward_part(
-                        np.int64(t), np.int64(l), theta, slm, o_b, st[t], new_st, gates_on[t],
-                        tanh_on[t], dh_buf, dz[t], grad, dhp[t], ranges, sq,
+                        np.int64(t), np.int64(l), theta, slm, o_b, oc_b, st[t], new_st,
+                        gates_on[t], tanh_on[t], dh_buf, dz[t], grad, dhp[t], ranges, sq,
                     )  # fmt: skip
                 if l > 0:
                     _sum_parts(dhp, bm * slm[l, 0, 0], dh_buf)
@@ -813,7 +847,9 @@ _update_serial = _make_update_loop(False)
 _update_parallel = _make_update_loop(True)
 
 
-def _workspace(sl: SplitLayout, bm: int, s_size: int, algo: int) -> tuple[np.ndarray, ...]:
+def _workspace(
+    sl: SplitLayout, bm: int, s_size: int, algo: int, k: int = 0
+) -> tuple[np.ndarray, ...]:
     """Scratch buffers of the update loop for minibatches of ``bm`` (see ``loop``'s unpacking)."""
     slm = sl.lmeta
     npart = slm.shape[1]
@@ -831,6 +867,8 @@ def _workspace(sl: SplitLayout, bm: int, s_size: int, algo: int) -> tuple[np.nda
     return (
         np.zeros(bm, np.int64),  # o_b
         np.zeros(bm, np.int64),  # a_b
+        np.zeros((bm, k), np.int64),  # oc_b: conditioning rows of obs
+        np.zeros((bm, k), np.int64),  # ac_b: conditioning rows of the next observation
         parts(bm, s_size),  # st: state before obs (per part's own copy)
         parts(bm, s_size),  # nst: state after obs (s')
         parts(bm if algo == 2 else 1, s_size),  # rst: Reward-RNN state at s' (G)
@@ -999,7 +1037,7 @@ class SplitUpdater:
         self.reward_theta = sl.split(np.ascontiguousarray(reward_theta, dtype=np.float32))
         self._ometa = layout.ometa
         self._ws: tuple[np.ndarray, ...] = ()
-        self._ws_key: tuple[int, int, int] | None = None
+        self._ws_key: tuple[int, ...] | None = None
         self._chooser = ThreadChooser()
 
     def load(self, theta: np.ndarray, target: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
@@ -1031,18 +1069,23 @@ class SplitUpdater:
     ) -> None:
         """``idx.shape[0]`` updates (see :func:`update_many`); then ``theta_out`` (canonical)
         receives the online network. ``replay = (obs, act, rew, prime, prime_states,
-        next_qstate, next_rstate)``; ``hyper = (gamma, lr, b1, b2, eps, clip, eta)``."""
+        next_qstate, next_rstate[, cond, next_cond])``; ``hyper = (gamma, lr, b1, b2, eps,
+        clip, eta)``."""
         sl = self.layout
-        obs, act, rew, prime, prime_states, next_qstate, next_rstate = replay
+        obs, act, rew, prime, prime_states, next_qstate, next_rstate = replay[:7]
+        cond, next_cond = replay[7:] if len(replay) > 7 else (None, None)
+        if cond is None:
+            cond = next_cond = np.zeros((obs.shape[0], 0), dtype=np.int8)
         idx = np.ascontiguousarray(idx, dtype=np.int64)
-        key = (idx.shape[1], next_qstate.shape[1], algo)
+        key = (idx.shape[1], next_qstate.shape[1], algo, cond.shape[1])
         if self._ws_key != key:
             self._ws = _workspace(sl, *key)
             self._ws_key = key
         args = (
             self.theta, self.target, self.m, self.v, adam_step, self.reward_theta, sl.lmeta,
             self._ometa, sl.ranges, obs, act, rew, prime, prime_states, stride, next_qstate,
-            next_rstate, idx, algo, bool(double_dqn), *hyper, out_loss, out_target, self._ws,
+            next_rstate, cond, next_cond, idx, algo, bool(double_dqn), *hyper, out_loss,
+            out_target, self._ws,
         )  # fmt: skip
         if not uses_parallel_kernel(threads):
             _update_serial(*args)
@@ -1087,6 +1130,8 @@ def update_many(
     out_loss: np.ndarray,
     out_target: np.ndarray,
     threads: int = 1,
+    cond: np.ndarray | None = None,
+    next_cond: np.ndarray | None = None,
 ) -> None:
     """Run ``idx.shape[0]`` minibatch updates on canonical arrays (updated in place);
     minibatch ``u`` uses replay rows ``idx[u]``.
@@ -1094,7 +1139,9 @@ def update_many(
     Replay arrays (see :class:`rltuner.learner.ReplayMemory`): ``obs``/``act`` (M,) int8 (next
     observation = the action played), ``rew`` (M,) float32, ``next_qstate`` (M, S) float32
     (Q-network state after consuming ``obs``), ``next_rstate`` (M, S) Reward-RNN state after
-    ``obs`` (G only). The state *before* ``obs`` is ``prime_states[prime[r]]`` when
+    ``obs`` (G only); for a conditioned network (``layout.cond_inputs > 0``) ``cond`` /
+    ``next_cond`` (M, K) int8 the conditioning rows of ``obs`` and of the next observation
+    (``-1`` = none; omitted: none). The state *before* ``obs`` is ``prime_states[prime[r]]`` when
     ``prime[r] >= 0`` (first step of a composition), else ``next_qstate[(r - stride) % M]``.
     ``adam_step`` is a 1-element int64 array, incremented per update. Per update: target
     ``y = r + gamma * V(s')`` from the target network (and for G the Reward RNN at s'),
@@ -1107,7 +1154,8 @@ def update_many(
     up = SplitUpdater(layout, rtheta)
     up.load(theta, target, m, v)
     up.run(
-        theta, adam_step, (obs, act, rew, prime, prime_states, next_qstate, next_rstate), stride,
+        theta, adam_step,
+        (obs, act, rew, prime, prime_states, next_qstate, next_rstate, cond, next_cond), stride,
         idx, algo, double_dqn, (gamma, lr, b1, b2, eps, clip, eta), out_loss, out_target,
         threads,
     )  # fmt: skip

@@ -49,6 +49,7 @@ def torch_device(device: str) -> str:
 
 
 _THREAD = threading.local()
+_NO_COND = np.zeros((4096, 0), dtype=np.int64)  # the conditioning of a plain network: none
 
 
 def _scratch(size: int) -> np.ndarray:
@@ -78,6 +79,27 @@ class Network:
     def copy(self) -> Network:
         return Network(self.layout, self.theta.copy(), self.device)
 
+    @property
+    def cond_inputs(self) -> int:
+        """Conditioning features of layer 0 (chord inputs, :mod:`rltuner.conditioning`); 0 for
+        a plain Note RNN."""
+        return self.layout.cond_inputs
+
+    def with_cond_inputs(self, cond_inputs: int) -> Network:
+        """This network with ``cond_inputs`` conditioning rows in layer 0's input weights
+        (existing rows kept, new ones zero: until trained, the outputs are unchanged)."""
+        if cond_inputs == self.cond_inputs:
+            return self.copy()
+        if self.cond_inputs:
+            raise RltunerError("the network already has conditioning inputs")
+        layers, w_out, b_out = self.layout.unpack(self.theta)
+        w_ih, w_hh, b = layers[0]
+        wide = np.zeros((w_ih.shape[0], w_ih.shape[1] + int(cond_inputs)), dtype=np.float32)
+        wide[:, : w_ih.shape[1]] = w_ih
+        layers[0] = (wide, w_hh, b)
+        layout = NetLayout(self.layout.layer_sizes, cond_inputs=int(cond_inputs))
+        return Network(layout, layout.pack(layers, w_out, b_out), self.device)
+
     def to(self, device: str) -> Network:
         """A network with the same parameters that runs on ``device``."""
         return Network(self.layout, self.theta.copy(), device)
@@ -95,14 +117,18 @@ class Network:
         obs: np.ndarray,
         state: np.ndarray,
         out: tuple[np.ndarray, np.ndarray] | None = None,
+        cond: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One step for a batch: ``obs (B,)`` int, ``state (B, S)`` -> ``(logits (B, 38),
         new_state (B, S))``. ``out``: float32 C-contiguous arrays of those shapes to write
-        into (not ``state``; on the CPU only). Releases the GIL on the CPU (threads may step
-        networks at once)."""
-        if self._stepper is not None:
-            return self._stepper.step(obs, state)
+        into (not ``state``; on the CPU only). ``cond (B, K)`` int: the conditioning rows of
+        each input (:mod:`rltuner.conditioning`; ``-1`` = none), ignored by a plain network.
+        Releases the GIL on the CPU (threads may step networks at once)."""
         b = obs.shape[0]
+        if cond is None or not self.layout.cond_inputs:
+            cond = _NO_COND[:b] if b <= _NO_COND.shape[0] else np.zeros((b, 0), np.int64)
+        if self._stepper is not None:
+            return self._stepper.step(obs, state, cond)
         if out is not None:
             logits, new_state = out
         else:
@@ -115,6 +141,7 @@ class Network:
             lay.lmeta,
             lay.ometa,
             np.ascontiguousarray(obs, dtype=np.int64),
+            np.ascontiguousarray(cond, dtype=np.int64),
             np.ascontiguousarray(state, dtype=np.float32),
             new_state,
             logits,
@@ -127,7 +154,10 @@ class Network:
         """SHA-256 (hex) of the architecture and the float32 parameters: the identity of a
         prior recorded in tuned checkpoints. Equal for the same weights on any machine."""
         h = hashlib.sha256()
-        h.update(("lstm:" + ",".join(str(s) for s in self.layout.layer_sizes) + ";").encode())
+        arch = "lstm:" + ",".join(str(s) for s in self.layout.layer_sizes)
+        if self.layout.cond_inputs:
+            arch += f"+cond{self.layout.cond_inputs}"
+        h.update((arch + ";").encode())
         h.update(np.ascontiguousarray(self.theta, dtype="<f4").tobytes())
         return h.hexdigest()
 
@@ -146,9 +176,13 @@ class Network:
 
     @classmethod
     def from_state_dict(
-        cls, arrays: dict[str, np.ndarray], layer_sizes: tuple[int, ...], source: str = "checkpoint"
+        cls,
+        arrays: dict[str, np.ndarray],
+        layer_sizes: tuple[int, ...],
+        source: str = "checkpoint",
+        cond_inputs: int = 0,
     ) -> Network:
-        layout = NetLayout(tuple(int(h) for h in layer_sizes))
+        layout = NetLayout(tuple(int(h) for h in layer_sizes), cond_inputs=int(cond_inputs))
         layers = []
         try:
             for l in range(len(layout.layer_sizes)):
@@ -180,7 +214,10 @@ def network_from_checkpoint(arrays: dict[str, np.ndarray], meta: dict, source: s
     sizes = tuple(cfg.get("layer_sizes", ()))
     if not sizes:
         raise RltunerError(f"{source}: checkpoint metadata lacks the layer sizes")
-    return Network.from_state_dict(arrays, sizes, source=source)
+    cond = cfg.get("cond_inputs", 0)
+    if not isinstance(cond, int) or isinstance(cond, bool) or cond < 0:
+        raise RltunerError(f"{source}: bad cond_inputs {cond!r} in its metadata")
+    return Network.from_state_dict(arrays, sizes, source=source, cond_inputs=cond)
 
 
 def load_network(path: str | Path) -> tuple[Network, dict]:

@@ -26,10 +26,15 @@ __all__ = ["torch_forward", "torch_bootstrap", "TorchStepper", "TorchUpdater"]
 
 
 def torch_forward(
-    theta: torch.Tensor, layout: NetLayout, obs: torch.Tensor, state: torch.Tensor
+    theta: torch.Tensor,
+    layout: NetLayout,
+    obs: torch.Tensor,
+    state: torch.Tensor,
+    cond: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM step: ``obs (B,)`` long, ``state (B, S)`` -> ``(q (B, 38), new_state (B, S))``
-    (state layout ``[h_l, c_l]`` per layer, as the CPU kernels)."""
+    (state layout ``[h_l, c_l]`` per layer, as the CPU kernels); ``cond (B, K)`` long: a
+    conditioned network's extra input rows (``-1`` = none)."""
     x = None
     new = []
     for l, (inp, h, owx, owh, ob, so) in enumerate(layout.lmeta.tolist()):
@@ -37,7 +42,14 @@ def torch_forward(
         wx = theta[owx:owh].view(inp, g)
         wh = theta[owh:ob].view(h, g)
         z = state[:, so : so + h] @ wh + theta[ob : ob + g]
-        z = z + (wx[obs] if l == 0 else x @ wx)
+        if l == 0:
+            z = z + wx[obs]
+            if cond is not None and cond.shape[1] and layout.cond_inputs:
+                rows = wx[cond.clamp(min=0)] * (cond >= 0).unsqueeze(2).to(wx.dtype)
+                for c in range(rows.shape[1]):  # added one by one, in the CPU kernels' order
+                    z = z + rows[:, c]
+        else:
+            z = z + x @ wx
         i, f, gg, o = z.split(h, 1)
         c = torch.sigmoid(f) * state[:, so + h : so + 2 * h] + torch.sigmoid(i) * torch.tanh(gg)
         x = torch.sigmoid(o) * torch.tanh(c)
@@ -77,10 +89,15 @@ class TorchStepper:
         self.theta.copy_(torch.from_numpy(self.theta_np))
 
     @torch.no_grad()
-    def step(self, obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, obs: np.ndarray, state: np.ndarray, cond: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         o = torch.as_tensor(np.asarray(obs, dtype=np.int64), device=self.device)
         s = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device)
-        q, new = torch_forward(self.theta, self.layout, o, s)
+        c = None
+        if cond is not None and cond.shape[1]:
+            c = torch.as_tensor(np.asarray(cond, dtype=np.int64), device=self.device)
+        q, new = torch_forward(self.theta, self.layout, o, s, c)
         return q.cpu().numpy(), new.cpu().numpy()
 
 
@@ -136,16 +153,20 @@ class TorchUpdater:
             rew = torch.as_tensor(memory.reward[row], device=dev)
             st = torch.as_tensor(memory.q_state(row), device=dev)
             nst = torch.as_tensor(memory.next_q_state[row], device=dev)
+            oc = ac = None
+            if memory.cond.shape[1]:
+                oc = torch.as_tensor(memory.cond[row].astype(np.int64), device=dev)
+                ac = torch.as_tensor(memory.next_cond[row].astype(np.int64), device=dev)
             with torch.no_grad():
-                qn, _ = torch_forward(self.target.theta, self.layout, act, nst)
+                qn, _ = torch_forward(self.target.theta, self.layout, act, nst, ac)
                 rl = qo = None
                 if h.algorithm == "g":
                     nrs = torch.as_tensor(memory.next_r_state[row], device=dev)
-                    rl, _ = torch_forward(self.reward.theta, self.layout, act, nrs)
+                    rl, _ = torch_forward(self.reward.theta, self.reward.layout, act, nrs)
                 elif h.double_dqn and h.algorithm != "psi":
-                    qo, _ = torch_forward(self.q.theta, self.layout, act, nst)
+                    qo, _ = torch_forward(self.q.theta, self.layout, act, nst, ac)
                 y = rew + h.discount * torch_bootstrap(h.algorithm, qn, rl, qo)
-            q, _ = torch_forward(self.q.theta, self.layout, obs, st)
+            q, _ = torch_forward(self.q.theta, self.layout, obs, st, oc)
             loss = ((q.gather(1, act[:, None])[:, 0] - y) ** 2).mean()
             self.opt.zero_grad(set_to_none=False)
             loss.backward()
