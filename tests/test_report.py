@@ -15,6 +15,7 @@ import pytest
 from rltuner.cli import main
 from rltuner.errors import RltunerError
 from rltuner.evaluate import evaluate_models
+from rltuner.harmony import Chord, Progression
 from rltuner.report import (
     plot_comparison,
     plot_distributions,
@@ -214,3 +215,58 @@ def test_report_page_has_a_margin():
 
     body = _CSS[_CSS.index("body {") :].split("}")[0]
     assert "padding: 0 1.5em" in body
+
+
+# ----------------------------------------------------------------------------- chords
+
+CHORDS = Progression(
+    (Chord("C", 0, (0, 4, 7), 0), Chord("G7", 7, (7, 11, 2, 5), 7),
+     Chord("Am", 9, (9, 0, 4), 9), Chord("F/A", 5, (5, 9, 0), 9)),
+    (4, 4, 4, 4),
+)  # fmt: skip
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_piano_rolls_show_chord_symbols(tmp_path, monkeypatch):
+    figs = _figures(monkeypatch)
+    mels = [np.array([14, 1, 16, 0, 18, 1, 1, 1, 21, 1, 19, 1, 18, 1, 16, 1]),
+            np.array([19, 1, 1, 1, 18, 16, 14, 1])]  # fmt: skip
+    plot_piano_rolls(mels, tmp_path / "plain.png")
+    assert _texts(figs["plain"]) == []
+    plot_piano_rolls(mels, tmp_path / "chords.png", chords=CHORDS.spans(16))
+    fig = figs["chords"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["C", "G7", "Am", "F/A"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["C", "G7", "Am", "F/A"]
+    # each symbol at its span's start; a line at each change (steps 4, 8, 12)
+    assert [round(t.get_position()[0]) for t in fig.axes[0].texts] == [0, 4, 8, 12]
+    assert {4.0, 8.0, 12.0} <= {line.get_xdata()[0] for line in fig.axes[0].get_lines()
+                                if line.get_linestyle() == "--"}  # fmt: skip
+    # one list per melody
+    other = CHORDS.spans(8)[:1]
+    plot_piano_rolls(mels, tmp_path / "each.png", chords=[CHORDS.spans(16), other])
+    assert [t.get_text() for t in figs["each"].axes[1].texts] == ["C"]
+    with pytest.raises(ValueError, match="2 chord lists for 1 melodies"):
+        plot_piano_rolls(mels[:1], tmp_path / "bad.png", chords=[other, other])
+
+
+def test_report_with_chords_shows_symbols_and_plays_them(run_dir, tmp_path, monkeypatch):
+    figs = _figures(monkeypatch)
+    kw = dict(n_samples=1, compositions=50, synth="builtin")
+    plain = write_report(run_dir, out=tmp_path / "plain.html", **kw).read_text()
+    assert "Chord spans" not in plain
+    roll_texts = [_texts(f) for k, f in figs.items() if k.startswith("roll_")]
+    assert roll_texts and all(t == [] for t in roll_texts)
+    figs.clear()
+    text = write_report(run_dir, out=tmp_path / "chords.html", chords=CHORDS,
+                        chord_style="arpeggio", **kw).read_text()  # fmt: skip
+    assert "<b>C G7 Am F/A</b>" in text and "Chord spans" in text and "arpeggio" in text
+    rolls = {k: _texts(f) for k, f in figs.items() if k.startswith("roll_")}
+    assert len(rolls) == 2 and all(t == ["C", "G7", "Am", "F/A"] for t in rolls.values())
+    players = [re.findall(r'<audio controls[^>]*src="([^"]+)"', t) for t in (plain, text)]
+    assert len(players[0]) == len(players[1]) == 2
+    assert all(a != b for a, b in zip(*players, strict=True))  # the chords are heard
+    with pytest.raises(RltunerError, match="unknown chord style 'strum'"):
+        write_report(run_dir, out=tmp_path / "x.html", chords=CHORDS, chord_style="strum")

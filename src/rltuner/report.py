@@ -40,6 +40,7 @@ from rltuner.encoding import (
     melody_to_notes,
 )
 from rltuner.errors import RltunerError
+from rltuner.harmony import ChordSpan, Progression
 from rltuner.naturalness import INTERVAL_LABELS, format_opening
 
 if TYPE_CHECKING:
@@ -273,6 +274,37 @@ def _pitch_name(pitch: float, _pos: object = None) -> str:
     return f"{PITCH_NAMES[p % 12]}{p // 12 - 1}" if abs(pitch - p) < 1e-6 else ""
 
 
+def _chords_per_melody(
+    chords: Sequence[ChordSpan] | Sequence[Sequence[ChordSpan]] | None, n: int
+) -> list[list[ChordSpan]] | None:
+    """One list of spans per melody: the same spans for all, or one list each."""
+    if chords is None:
+        return None
+    chords = list(chords)
+    if not chords or isinstance(chords[0], ChordSpan):
+        return [list(chords)] * n
+    if len(chords) != n:
+        raise ValueError(f"{len(chords)} chord lists for {n} melodies")
+    return [list(c) for c in chords]
+
+
+def _draw_chord_lane(ax, spans: Sequence[ChordSpan], lane_top: float, lane_frac: float) -> None:
+    """Chord symbols in a lane under the notes (y below ``lane_top``, the bottom ``lane_frac``
+    of the axes): alternately shaded bands, the symbol at each span's start, and a line across
+    the roll at each chord change."""
+    xaxis = ax.get_xaxis_transform()  # x in steps, y in axes fraction
+    ax.axhline(lane_top, color="0.6", linewidth=0.5, zorder=1)
+    for k, span in enumerate(spans):
+        start, end = span.start, span.start + span.steps
+        ax.axvspan(start, end, ymin=0.0, ymax=lane_frac, zorder=0, linewidth=0,
+                   color="#dce8f5" if k % 2 == 0 else "#eef3f9")  # fmt: skip
+        if k > 0:
+            ax.axvline(start, color="tab:blue", alpha=0.35, linewidth=0.7, linestyle="--",
+                       zorder=1)  # fmt: skip
+        ax.text(start + 0.3, lane_frac / 2, span.chord.symbol, transform=xaxis, fontsize=7,
+                ha="left", va="center", color="navy", clip_on=True, zorder=3)  # fmt: skip
+
+
 def plot_piano_rolls(
     melodies: np.ndarray | Sequence[np.ndarray],
     path: str | os.PathLike,
@@ -280,20 +312,25 @@ def plot_piano_rolls(
     ncols: int | None = None,
     fmt: str | None = None,
     size: tuple[float, float] = (3.2, 2.0),
+    chords: Sequence[ChordSpan] | Sequence[Sequence[ChordSpan]] | None = None,
 ) -> Path:
     """A grid of piano rolls (MIDI pitch × 16th step; bar lines every 16 steps, beat lines
     every 4; rests blank, holds extend the note). ``melodies``: ``(n, T)`` or a list of
-    ``(T_i,)`` arrays; ``size``: inches per panel."""
+    ``(T_i,)`` arrays; ``size``: inches per panel. ``chords``: the chord spans (in steps, e.g.
+    ``Progression.spans(T)``) under every roll, or one list of spans per melody; their symbols
+    are written in a shaded lane under the notes, with a dashed line at each chord change."""
     plt = _pyplot()
     mels = [np.asarray(m, dtype=np.int64).reshape(-1) for m in melodies]
     if not mels:
         raise ValueError("no melodies to plot")
     n = len(mels)
+    spans = _chords_per_melody(chords, n)
     ncols = ncols or min(n, 4)
     nrows = -(-n // ncols)
     notes = [melody_to_notes(m) for m in mels]
     pitches = np.concatenate([nt.pitch for nt in notes])
     lo, hi = (int(pitches.min()) - 2, int(pitches.max()) + 2) if pitches.size else (58, 74)
+    lane = max(3.0, 0.2 * (hi - lo)) if spans is not None else 0.0  # pitch units for the lane
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
                              squeeze=False, sharey=True)  # fmt: skip
     for i, ax in enumerate(axes.flat):
@@ -307,13 +344,20 @@ def plot_piano_rolls(
             bar = x % STEPS_PER_BAR == 0
             ax.axvline(x, color="0.3" if bar else "0.85", linewidth=0.8 if bar else 0.4, zorder=0)
         ax.set_xlim(0, max(m.size, 1))
-        ax.set_ylim(lo, hi)
+        ax.set_ylim(lo - lane, hi)
+        if spans is not None:
+            _draw_chord_lane(ax, spans[i], lo - 0.5, (lane - 0.5) / (hi - lo + lane))
         ax.set_title(titles[i] if titles and i < len(titles) else f"melody {i}", fontsize=8)
         ax.tick_params(labelsize=6)
         from matplotlib.ticker import FuncFormatter, MaxNLocator
 
         ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # whole pitches only
-        ax.yaxis.set_major_formatter(FuncFormatter(_pitch_name))
+        if spans is None:
+            ax.yaxis.set_major_formatter(FuncFormatter(_pitch_name))
+        else:  # no pitch names in the chord lane
+            ax.yaxis.set_major_formatter(
+                FuncFormatter(lambda p, pos, _lo=lo: "" if p < _lo else _pitch_name(p, pos))
+            )
         if i % ncols == 0:
             ax.set_ylabel("pitch", fontsize=7)
         if i // ncols == nrows - 1:
@@ -565,6 +609,8 @@ def write_report(
     seed: int = 0,
     synth: str = "auto",
     note_rnn: str | os.PathLike | None = None,
+    chords: Progression | Sequence[ChordSpan] | None = None,
+    chord_style: str = "block",
 ) -> Path:
     """Write the run's self-contained HTML report (default ``run_dir/report.html``).
 
@@ -574,7 +620,10 @@ def write_report(
     configuration (``config.json``), training curves (``metrics.jsonl``), the Table-1
     comparison and its bar chart, the note-probability heatmap of one tuned melody, and for
     ``n_samples`` melodies per model a piano roll and an ``<audio>`` player (WAV, FluidSynth
-    when available else the built-in synthesiser). Returns the path written."""
+    when available else the built-in synthesiser). ``chords`` (a progression, or its spans
+    over the run's compositions): their symbols are written under each piano roll and the
+    players play them under the melody (``chord_style`` ``block`` or ``arpeggio``); the
+    samples themselves are drawn as without chords. Returns the path written."""
     from rltuner.audio import synthesize, wav_bytes
     from rltuner.evaluate import evaluate_models, load_model, rollout, sample_trace
 
@@ -585,6 +634,12 @@ def write_report(
     if not tuned_path.exists():
         raise RltunerError(f"{run}: no tuned model (tuned.safetensors); finish the run first")
     out_path = Path(out) if out is not None else run / "report.html"
+    spans = _chord_spans(chords, _num_notes(run))
+    from rltuner.midi_io import CHORD_STYLES
+
+    if chord_style not in CHORD_STYLES:
+        raise RltunerError(f"unknown chord style {chord_style!r}; choose from "
+                           f"{', '.join(CHORD_STYLES)}")  # fmt: skip
     tuned = load_model(tuned_path, name=run.name, note_rnn=note_rnn)
     models = [tuned, tuned.base] + [load_model(c) for c in compare]
     comp = evaluate_models(models, compositions=compositions, seed=seed,
@@ -644,8 +699,9 @@ def write_report(
             for j, m in enumerate(models):
                 mel = samples[j][i].astype(np.int64)
                 roll = plot_piano_rolls([mel], tmp / f"roll_{j}_{i}.png", titles=[f"{m.name} #{i}"],
-                                        size=(4.0, 1.8))  # fmt: skip
-                audio, synth_used = synthesize(mel, synth=synth)
+                                        size=(4.0, 1.8), chords=spans)  # fmt: skip
+                audio, synth_used = synthesize(mel, synth=synth, chords=spans,
+                                               chord_style=chord_style)  # fmt: skip
                 used.add(synth_used)
                 src = _data_uri(wav_bytes(audio), "audio/wav")
                 player = f'<audio controls preload="auto" src="{src}"></audio>'
@@ -654,6 +710,8 @@ def write_report(
         parts += grid
         parts.append(f'<p class="muted">Audio: {", ".join(sorted(used))} synthesiser, 80 QPM; '
                      "same random priming note for every model in a row.</p>")  # fmt: skip
+        if spans is not None:
+            parts.append(_chords_html(spans, chord_style))
     parts.append("<h2>Models</h2><ul>")
     for m in comp.models:
         rr = f" (Reward RNN <code>{e(m.reward_rnn)}</code>)" if m.reward_rnn else ""
@@ -664,6 +722,31 @@ def write_report(
     parts.append("</body></html>")
     atomic_write_text(out_path, "\n".join(parts) + "\n")
     return out_path
+
+
+def _chord_spans(
+    chords: Progression | Sequence[ChordSpan] | None, num_notes: int
+) -> list[ChordSpan] | None:
+    if chords is None:
+        return None
+    return chords.spans(num_notes) if isinstance(chords, Progression) else list(chords)
+
+
+def _chords_html(spans: Sequence[ChordSpan], style: str) -> str:
+    """The chords of the players and piano rolls, bar by bar."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(s.chord.symbol)}</td><td>{s.start / STEPS_PER_BAR + 1:g}</td>"
+        f"<td>{s.steps}</td></tr>"
+        for s in spans
+    )
+    return (
+        f'<p class="muted">Chords ({e(style)}, on a second, softer track under the melody; '
+        "symbols under each piano roll): "
+        f"<b>{e(' '.join(s.chord.symbol for s in spans))}</b></p>"
+        "<details><summary>Chord spans</summary><table><thead><tr><th>Chord</th>"
+        f"<th>bar</th><th>16ths</th></tr></thead><tbody>{rows}</tbody></table></details>"
+    )
 
 
 def _num_notes(run: Path) -> int:
