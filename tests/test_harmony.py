@@ -7,18 +7,33 @@ Pitch classes: C = 0 .. B = 11; melody class ``a`` has pitch class ``(a + 10) % 
 
 from __future__ import annotations
 
-import pytest
+import math
 
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rltuner.encoding import C_MAJOR, Key
 from rltuner.errors import RltunerError
 from rltuner.harmony import (
     CHORD_QUALITIES,
     COMMON_PROGRESSIONS,
+    DEFAULT_HARMONY_WEIGHTS,
+    HARMONY_RULE_NAMES,
+    HARMONY_STAT_NAMES,
     QUALITY_ALIASES,
     HarmonyTables,
+    Progression,
     check_fits,
+    harmony_statistics,
+    harmony_step,
+    harmony_step_into,
+    neighbour_key_values,
     parse_chord,
     parse_progression,
     read_progressions,
+    reference_harmony_step,
 )
 
 ROOTS = ("C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B")
@@ -200,3 +215,296 @@ def test_read_progressions_missing_or_folder(tmp_path):
         read_progressions(tmp_path / "nope.txt")
     with pytest.raises(RltunerError, match="is a folder"):
         read_progressions(tmp_path)
+
+
+# --------------------------------------------------------------------------- harmony rules
+# "C G Am F", half a bar each, N = 32: C on steps 0-7, G 8-15, Am 16-23, F 24-31.
+C4, CS4, D4, DS4, E4, F4, FS4, G4, GS4, A4, BB4, B4, C5 = range(14, 27)
+FOUR = "C G Am F"
+_TABLES: dict[tuple[str, int], HarmonyTables] = {}
+
+
+def tables_for(text: str = FOUR, n: int = 32) -> HarmonyTables:
+    if (text, n) not in _TABLES:
+        _TABLES[(text, n)] = HarmonyTables.build([parse_progression(text)], n)
+    return _TABLES[(text, n)]
+
+
+def rules(comp, action, text=FOUR, n=32, key=C_MAJOR) -> dict[str, float]:
+    """The rules for one step through the kernel and the reference; asserts they agree."""
+    tables = tables_for(text, n)
+    ref = reference_harmony_step(comp, action, tables.steps[0], tables, key)
+    row = np.zeros((1, n), dtype=np.int8)
+    row[0, : len(comp)] = comp
+    got = harmony_step(
+        row, np.array([len(comp)]), np.array([action]), tables.steps[:1], tables, key
+    )
+    assert got.shape == (1, len(HARMONY_RULE_NAMES))
+    assert dict(zip(HARMONY_RULE_NAMES, got[0].tolist(), strict=True)) == ref
+    return ref
+
+
+def test_names_and_default_weights():
+    assert HARMONY_RULE_NAMES == ("chord_tone", "clash", "resolution", "cadence", "neighbour_keys")
+    assert DEFAULT_HARMONY_WEIGHTS == {
+        "chord_tone": 1.0, "clash": 1.0, "resolution": 1.0, "cadence": 1.0, "neighbour_keys": 0.0
+    }  # fmt: skip
+
+
+def test_chord_tone_and_clash_on_strong_beats():
+    assert rules([], E4) == {"chord_tone": 3.0, "clash": 0.0, "resolution": 0.0,
+                             "cadence": 0.0, "neighbour_keys": 0.0}  # fmt: skip
+    r = rules([], D4)  # D over C: not a chord tone, but C# is no chord tone either
+    assert (r["chord_tone"], r["clash"]) == (-3.0, 0.0)
+    r = rules([], F4)  # F a semitone above E
+    assert (r["chord_tone"], r["clash"]) == (-3.0, -3.0)
+    r = rules([], CS4)  # C# a semitone above C, and outside both neighbouring keys
+    assert (r["chord_tone"], r["clash"], r["neighbour_keys"]) == (-3.0, -3.0, -1.0)
+    # a hold or note-off at t = 0 sounds nothing
+    assert rules([], 1)["chord_tone"] == 0.0
+    assert rules([], 0)["chord_tone"] == 0.0
+    # weak beats score nothing, whatever the note
+    assert rules([C4, 1, 1], CS4)["chord_tone"] == 0.0
+    assert rules([C4, 1, 1], CS4)["clash"] == 0.0
+    # step 8 (beat 3) over G: G B D
+    assert rules([C4] + [1] * 7, B4)["chord_tone"] == 3.0
+    # strong beat 16 (over Am) and 24 (over F)
+    assert rules([C4] + [1] * 15, A4)["chord_tone"] == 3.0
+    r = rules([C4] + [1] * 23, BB4)  # Bb a semitone above A, over F
+    assert (r["chord_tone"], r["clash"], r["neighbour_keys"]) == (-3.0, -3.0, -0.5)
+
+
+def test_holds_across_a_strong_beat_keep_the_note_sounding():
+    assert rules([G4] + [1] * 7, 1)["chord_tone"] == 3.0  # G held into the G chord
+    r = rules([C4] + [1] * 7, 1)  # C held into G: a semitone above B
+    assert (r["chord_tone"], r["clash"]) == (-3.0, -3.0)
+    r = rules([E4, 1, 1, F4, 1, 1, 1, 1], 1)  # F (onset at 3) held into G
+    assert (r["chord_tone"], r["clash"]) == (-3.0, 0.0)
+    # a rest before the strong beat: nothing sounds
+    assert rules([E4, 0, 1, 1, 1, 1, 1, 1], 1)["chord_tone"] == 0.0
+    assert rules([E4] + [1] * 7, 0)["chord_tone"] == 0.0
+
+
+def test_resolution_of_non_chord_tones():
+    assert rules([C4, D4], E4)["resolution"] == 2.0  # passing tone C D E
+    assert rules([C4, D4], C4)["resolution"] == 2.0  # neighbour tone C D C
+    assert rules([C4, D4, 1, 1], E4)["resolution"] == 2.0  # holds in between
+    assert rules([C4, D4], F4)["resolution"] == -2.0  # three semitones: a leap
+    assert rules([C4, D4], G4)["resolution"] == -2.0
+    assert rules([C4, D4], DS4)["resolution"] == -2.0  # by step, but no chord tone
+    assert rules([C4, D4], 0)["resolution"] == -2.0  # broken off by a rest
+    assert rules([C4, D4], 1)["resolution"] == 0.0  # a hold decides nothing yet
+    assert rules([C4, D4], D4)["resolution"] == -2.0  # repeated: 0 semitones
+    assert rules([C4, E4], G4)["resolution"] == 0.0  # the previous onset was a chord tone
+    assert rules([D4, 0, 1], C4)["resolution"] == 0.0  # a rest stops the walk back
+    assert rules([], C4)["resolution"] == 0.0
+    # resolved into the next chord: F over C at step 7, G (a tone of G) at step 8
+    r = rules([C4, 1, 1, 1, 1, 1, 1, F4], G4)
+    assert (r["resolution"], r["chord_tone"]) == (2.0, 3.0)
+    r = rules([C4, 1, 1, 1, 1, 1, 1, F4], E4)  # E is a step away but not a tone of G
+    assert (r["resolution"], r["chord_tone"], r["clash"]) == (-2.0, -3.0, 0.0)
+    # the previous onset is judged against the chord at its own step: B over C (step 7) is a
+    # non-chord tone even though B belongs to the G that follows
+    assert rules([C4, 1, 1, 1, 1, 1, 1, B4], A4)["resolution"] == -2.0
+    assert rules([C4, 1, 1, 1, 1, 1, 1, B4], B4 - 2)["resolution"] == -2.0  # A: not in G
+    assert rules([C4, 1, 1, 1, 1, 1, 1, B4], C5 + 2)["resolution"] == -2.0  # a leap
+
+
+def test_cadence_on_the_final_step_only():
+    comp = [C4] + [1] * 30  # the action is played at step 31, over F (F A C)
+    assert rules(comp, F4)["cadence"] == 5.0
+    assert rules(comp, A4)["cadence"] == 3.0
+    assert rules(comp, C5)["cadence"] == 3.0
+    assert rules(comp, G4)["cadence"] == -3.0
+    assert rules(comp, 1)["cadence"] == 3.0  # C held to the end: a tone of F
+    assert rules(comp, 0)["cadence"] == 3.0  # trailing rests are ignored
+    assert rules([F4] + [0] + [1] * 29, 0)["cadence"] == 5.0
+    assert rules([1] * 31, 1)["cadence"] == -3.0  # no note at all
+    assert rules([0] * 31, 0)["cadence"] == -3.0
+    assert rules([C4] + [1] * 29, F4)["cadence"] == 0.0  # step 30 is not the last
+    # the root of a slash chord is its root, not its bass
+    assert rules([C4] + [1] * 14, 1, text="G C/E", n=16)["cadence"] == 5.0
+    assert rules([E4] + [1] * 14, 1, text="G C/E", n=16)["cadence"] == 3.0
+    # a one-step composition: its only step is the last
+    assert rules([], F4, text="F", n=1)["cadence"] == 5.0
+
+
+def test_neighbour_keys():
+    c = neighbour_key_values(C_MAJOR)
+    assert c[0] == c[1] == 0.0
+    # C major's neighbours G major (F#) and F major (Bb)
+    for cls, value in [(C4, 0), (CS4, -1), (D4, 0), (DS4, -1), (E4, 0), (F4, 0), (FS4, -0.5),
+                       (G4, 0), (GS4, -1), (A4, 0), (BB4, -0.5), (B4, 0)]:  # fmt: skip
+        for octave in (-12, 0, 12):
+            if 2 <= cls + octave <= 37:
+                assert c[cls + octave] == value, (cls + octave, value)
+    # A minor: the same notes (E minor adds F#, D minor Bb)
+    assert np.array_equal(neighbour_key_values(Key(9, "minor")), c)
+    g = neighbour_key_values(Key.parse("G major"))  # D major adds C#, C major F
+    assert (g[CS4], g[F4], g[BB4], g[FS4]) == (-0.5, -0.5, -1.0, 0.0)
+    assert rules([], FS4)["neighbour_keys"] == -0.5
+    assert rules([], 0)["neighbour_keys"] == 0.0
+    assert rules([], BB4, key=Key.parse("G major"))["neighbour_keys"] == -1.0
+    assert not c.flags.writeable
+
+
+def test_harmony_step_into_writes_and_rejects_bad_rows():
+    tables = tables_for()
+    comps = np.zeros((2, 32), dtype=np.int8)
+    out = np.full((2, 5), 99.0)
+    rows = np.ascontiguousarray(tables.steps[[0, 0]])
+    harmony_step_into(comps, np.array([0, 0]), np.array([E4, F4]), rows, tables, C_MAJOR, out)
+    assert out[:, 0].tolist() == [3.0, -3.0] and out[:, 1].tolist() == [0.0, -3.0]
+    with pytest.raises(ValueError, match="row 1"):
+        harmony_step_into(comps, np.array([0, 32]), np.array([E4, F4]), rows, tables, C_MAJOR, out)
+    with pytest.raises(ValueError, match="row 0"):
+        harmony_step_into(comps, np.array([0, 0]), np.array([38, F4]), rows, tables, C_MAJOR, out)
+
+
+_SYMBOLS = ("C", "G", "Am", "F", "Em", "Dm", "G7", "Bdim", "Fmaj7", "C/E", "Csus4", "E", "Bb")
+
+
+@st.composite
+def _progressions(draw):
+    k = draw(st.integers(1, 5))
+    chords = tuple(parse_chord(draw(st.sampled_from(_SYMBOLS))) for _ in range(k))
+    durations = tuple(draw(st.integers(1, 12)) for _ in range(k))
+    return Progression(chords, durations)
+
+
+# melody-like entries: many holds and rests, notes around the middle
+_ENTRY = st.one_of(st.sampled_from([0, 1, 1, 1]), st.integers(2, 37), st.integers(12, 28))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_batched_kernel_equals_reference(data):
+    n = data.draw(st.sampled_from([1, 8, 16, 32, 40]))
+    progs = data.draw(st.lists(_progressions(), min_size=1, max_size=3))
+    tables = HarmonyTables.build(progs, n)
+    key = Key(data.draw(st.integers(0, 11)), data.draw(st.sampled_from(["major", "minor"])))
+    b = data.draw(st.integers(1, 6))
+    comps = np.zeros((b, n), dtype=np.int8)
+    beat = np.zeros(b, dtype=np.int64)
+    action = np.zeros(b, dtype=np.int64)
+    chord_of = np.zeros((b, n), dtype=np.int64)
+    for i in range(b):
+        t = data.draw(st.integers(0, n - 1))
+        beat[i] = t
+        comps[i, :t] = data.draw(st.lists(_ENTRY, min_size=t, max_size=t))
+        comps[i, t:] = data.draw(st.integers(0, 37))  # what lies after must not matter
+        action[i] = data.draw(_ENTRY)
+        if data.draw(st.booleans()):
+            chord_of[i] = tables.steps[data.draw(st.integers(0, len(progs) - 1))]
+        else:  # any chord at any step
+            chord_of[i] = data.draw(
+                st.lists(st.integers(0, len(tables.chords) - 1), min_size=n, max_size=n)
+            )
+    got = harmony_step(comps, beat, action, chord_of, tables, key)
+    for i in range(b):
+        comp = comps[i, : beat[i]].tolist()
+        ref = reference_harmony_step(comp, int(action[i]), chord_of[i], tables, key)
+        assert got[i].tolist() == [ref[name] for name in HARMONY_RULE_NAMES], (i, comp, action[i])
+
+
+# --------------------------------------------------------------------------- statistics
+def test_statistics_hand_worked():
+    tables = tables_for()
+    comp = [1] * 32
+    comp[0] = C4  # strong, a chord tone
+    comp[4] = F4  # a non-chord tone over C ...
+    comp[5] = E4  # ... resolved by step
+    # step 8: E still sounding over G: not a chord tone, no clash (D# is not in G)
+    comp[9] = B4
+    comp[16] = 0  # strong, but a rest
+    comp[24] = BB4  # strong, over F: a non-chord tone clashing with A ...
+    comp[25] = 0  # ... left by a rest: unresolved
+    comp[31] = F4  # the final note: the root of F
+    stats = harmony_statistics(np.array([comp]), tables.steps[:1], tables)
+    assert list(stats) == list(HARMONY_STAT_NAMES)
+    assert stats["strong_beat_chord_tones"] == 1 / 3  # C yes; E over G no; Bb no
+    assert stats["clashes"] == 1 / 3
+    assert stats["non_chord_tones"] == 2 / 6  # F and Bb of C F E B Bb F
+    assert stats["unresolved_non_chord_tones"] == 1 / 2
+    assert stats["cadence"] == 1.0 and stats["cadence_root"] == 1.0
+    # the same composition, ending on A (a tone of F, not its root)
+    comp[31] = A4
+    stats = harmony_statistics(np.array([comp]), tables.steps[0], tables)
+    assert stats["cadence"] == 1.0 and stats["cadence_root"] == 0.0
+    # a non-chord tone as the last onset is unresolved
+    comp[31] = G4
+    stats = harmony_statistics(np.array([comp]), tables.steps[0], tables)
+    assert stats["cadence"] == 0.0 and stats["unresolved_non_chord_tones"] == 2 / 3
+
+
+def test_statistics_of_identical_batches_and_no_notes():
+    tables = tables_for()
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 38, size=(1, 32)).astype(np.int8)
+    a = harmony_statistics(one, tables.steps[0], tables)
+    b = harmony_statistics(np.repeat(one, 50, axis=0), tables.steps[0], tables)
+    assert a == b
+    silent = np.array([[0] * 32, [1] * 32, [0, 1] * 16])
+    s = harmony_statistics(silent, tables.steps[0], tables)
+    for name in ("strong_beat_chord_tones", "clashes", "non_chord_tones",
+                 "unresolved_non_chord_tones"):  # fmt: skip
+        assert math.isnan(s[name])
+    assert s["cadence"] == 0.0 and s["cadence_root"] == 0.0
+    empty = harmony_statistics(np.zeros((0, 32), dtype=np.int8), tables.steps[0], tables)
+    assert all(math.isnan(v) for v in empty.values())
+
+
+def _stats_from_reference(comps, chord_of, tables) -> dict[str, float]:
+    """The statistics by replaying every step through the reference rules."""
+    n_strong = n_tone = n_clash = n_onsets = n_nct = n_unresolved = n_cad = n_root = 0
+    for comp, row in zip(comps.tolist(), chord_of.tolist(), strict=True):
+        pending = False
+        for t, e in enumerate(comp):
+            r = reference_harmony_step(comp[:t], e, row, tables, C_MAJOR)
+            if r["chord_tone"] != 0:
+                n_strong += 1
+                n_tone += r["chord_tone"] > 0
+                n_clash += r["clash"] < 0
+            n_unresolved += r["resolution"] < 0
+            if e != 1:
+                pending = False
+            if e >= 2:
+                n_onsets += 1
+                if (e + 10) % 12 not in tables.chords[row[t]].pitch_classes:
+                    n_nct += 1
+                    pending = True
+            if t == len(comp) - 1:
+                n_cad += r["cadence"] > 0
+                n_root += r["cadence"] == 5.0
+        n_unresolved += pending  # a non-chord tone that nothing followed
+
+    def share(a: int, b: int) -> float:
+        return a / b if b else math.nan
+
+    m = len(comps)
+    return {
+        "strong_beat_chord_tones": share(n_tone, n_strong),
+        "clashes": share(n_clash, n_strong),
+        "non_chord_tones": share(n_nct, n_onsets),
+        "unresolved_non_chord_tones": share(n_unresolved, n_nct),
+        "cadence": share(n_cad, m),
+        "cadence_root": share(n_root, m),
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_statistics_agree_with_the_reference_rules(data):
+    n = data.draw(st.sampled_from([1, 9, 16, 32]))
+    progs = data.draw(st.lists(_progressions(), min_size=1, max_size=3))
+    tables = HarmonyTables.build(progs, n)
+    m = data.draw(st.integers(1, 8))
+    comps = np.array(
+        [data.draw(st.lists(_ENTRY, min_size=n, max_size=n)) for _ in range(m)], dtype=np.int8
+    )
+    chord_of = tables.steps[data.draw(st.lists(st.integers(0, len(progs) - 1), min_size=m,
+                                               max_size=m))]  # fmt: skip
+    got = harmony_statistics(comps, chord_of, tables)
+    want = _stats_from_reference(comps, chord_of, tables)
+    for name in HARMONY_STAT_NAMES:
+        assert (math.isnan(got[name]) and math.isnan(want[name])) or got[name] == want[name], name
