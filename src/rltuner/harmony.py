@@ -71,6 +71,7 @@ __all__ = [
     "parse_progression",
     "read_progressions",
     "check_fits",
+    "check_chord_steps",
     "HARMONY_RULE_NAMES",
     "DEFAULT_HARMONY_WEIGHTS",
     "STRONG_BEATS",
@@ -323,7 +324,9 @@ COMMON_PROGRESSIONS: tuple[str, ...] = (
 )
 
 
-def _positive_steps(chord_steps: int, where: str) -> int:
+def check_chord_steps(chord_steps: int, where: str) -> int:
+    """``chord_steps`` as an int; :class:`RltunerError` starting with ``where`` unless it is a
+    whole number >= 1."""
     if isinstance(chord_steps, bool) or not isinstance(chord_steps, (int, np.integer)):
         raise RltunerError(f"{where}: chord steps must be a whole number, got {chord_steps!r}")
     if int(chord_steps) < 1:
@@ -337,7 +340,7 @@ def parse_progression(text: str, chord_steps: int = 8, where: str = "--chords") 
     4 chords share its 16 steps evenly; ``chord_steps`` is then unused; a leading or trailing
     ``|`` is allowed). Raises :class:`RltunerError` starting with ``where`` for an empty
     progression, an empty bar, a bar of 3 or more than 4 chords, or an unknown symbol."""
-    steps = _positive_steps(chord_steps, where)
+    steps = check_chord_steps(chord_steps, where)
     if not isinstance(text, str) or not text.strip():
         raise RltunerError(f"{where}: empty chord progression; give chords such as 'C G Am F'")
     if "|" in text:
