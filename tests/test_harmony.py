@@ -359,6 +359,12 @@ def test_harmony_step_into_writes_and_rejects_bad_rows():
         harmony_step_into(comps, np.array([0, 32]), np.array([E4, F4]), rows, tables, C_MAJOR, out)
     with pytest.raises(ValueError, match="row 0"):
         harmony_step_into(comps, np.array([0, 0]), np.array([38, F4]), rows, tables, C_MAJOR, out)
+    with pytest.raises(ValueError, match="chord_of of shape"):
+        harmony_step_into(comps, np.array([0, 0]), np.array([E4, F4]), rows[:1], tables, C_MAJOR,
+                          out)  # fmt: skip
+    with pytest.raises(ValueError, match="chord_of of shape"):
+        harmony_step_into(comps, np.array([0, 0]), np.array([E4, F4]), rows[:, :16], tables,
+                          C_MAJOR, out)  # fmt: skip
 
 
 _SYMBOLS = ("C", "G", "Am", "F", "Em", "Dm", "G7", "Bdim", "Fmaj7", "C/E", "Csus4", "E", "Bb")

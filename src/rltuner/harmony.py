@@ -555,7 +555,15 @@ def harmony_step_into(
     """Allocation-free :func:`harmony_step` for the hot loop: writes the ``(B, 5)`` rule values
     into ``out`` (float64). Arrays must have the kernel's dtypes (``compositions`` int8,
     ``beat``/``action``/``chord_of`` int64; others trigger a new compilation). Raises
-    ``ValueError`` naming the row for a beat outside ``0..N-1`` or an action outside 0..37."""
+    ``ValueError`` for mismatched shapes, and naming the row for a beat outside ``0..N-1`` or
+    an action outside 0..37. The chord rows in ``chord_of`` are not checked (the kernel trusts
+    them to index ``tables``)."""
+    b = compositions.shape[0]
+    if chord_of.shape[0] != b or chord_of.shape[1] < tables.num_notes or out.shape[0] != b:
+        raise ValueError(
+            f"harmony_step: {b} compositions need chord_of of shape ({b}, {tables.num_notes}) "
+            f"and out of ({b}, {len(HARMONY_RULE_NAMES)}); got {chord_of.shape} and {out.shape}"
+        )
     bad = _harmony_kernel(
         compositions, beat, action, chord_of, tables.chord_mask, tables.chord_root,
         neighbour_key_values(key), tables.num_notes, out,
