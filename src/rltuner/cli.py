@@ -63,6 +63,13 @@ _NOTE_RNN_HELP = (
 )
 
 
+_CHORDS_HELP = (
+    'chord progression to play over, e.g. "C G Am F" or "C G | Am F" (several: separate them '
+    "with ';'); unset: a chord-tuned model's own"
+)
+_CHORD_STEPS_HELP = "sixteenth steps per chord of a progression without bar lines (8 = half bar)"
+
+
 @dataclass
 class GenerateConfig:
     """Sample melodies from a Note RNN or a tuned model."""
@@ -85,8 +92,13 @@ class GenerateConfig:
         False, help="also write a WAV next to each MIDI (FluidSynth if installed, else built-in)"
     )
     note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
+    chords: str | None = option(None, help=_CHORDS_HELP + "; writes a chord track too")
+    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
+    chord_style: str = option("block", help="chord track: block | arpeggio")
 
     def __post_init__(self) -> None:
+        check_int("chord_steps", self.chord_steps, 1)
+        _check_choice("chord_style", self.chord_style, ("block", "arpeggio"))
         check_int("n", self.n, 1)
         check_int("length", self.length, 1)
         check_int("seed", self.seed, 0)
@@ -176,8 +188,13 @@ class EvaluateConfig:
         True, help="with --out, also write comparison.png (Table 1) and distributions.png"
     )
     note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
+    chords: str | None = option(
+        None, help=_CHORDS_HELP + "; adds the harmony statistics (chord tones, clashes, cadence)"
+    )
+    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
 
     def __post_init__(self) -> None:
+        check_int("chord_steps", self.chord_steps, 1)
         check_int("compositions", self.compositions, 1)
         check_int("seed", self.seed, 0)
         check_int("num_notes", self.num_notes, 1)
@@ -214,8 +231,15 @@ class ReportConfig:
     seed: int = option(0, help="random seed for the comparison and the samples")
     synth: str = option("auto", help="auto (FluidSynth if installed) | fluidsynth | builtin")
     note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
+    chords: str | None = option(
+        None, help="chord progression every model plays over (unset: a chord-tuned run's own)"
+    )
+    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
+    chord_style: str = option("block", help="chords in the players: block | arpeggio")
 
     def __post_init__(self) -> None:
+        check_int("chord_steps", self.chord_steps, 1)
+        _check_choice("chord_style", self.chord_style, ("block", "arpeggio"))
         check_int("samples", self.samples, 1)
         check_int("compositions", self.compositions, 1)
         check_int("seed", self.seed, 0)
@@ -414,6 +438,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         base["rules"] = rules
         if hasattr(args, "rules"):
             del args.rules  # merged into base above
+        if hasattr(args, "chords"):  # --chords adds to the config file's progressions
+            base["chords"] = list(base.get("chords", [])) + list(args.chords)
+            del args.chords
         unknown = set(base) - {f.name for f in dataclasses.fields(TunerConfig)}
         if unknown:
             raise RltunerError(f"{args.config}: unknown option(s) {sorted(unknown)}")
@@ -476,11 +503,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         qpm=cfg.qpm,
         program=cfg.program,
         note_rnn=cfg.note_rnn,
+        chords=_split_progressions(cfg.chords),
+        chord_steps=cfg.chord_steps,
+        chord_style=cfg.chord_style,
     )
     print(f"wrote {len(res.midi_paths)} MIDI files to {Path(cfg.out)}/ and {res.piano_roll_path}")
     if cfg.wav:
         _render_files(res.midi_paths, None, "auto")
     return 0
+
+
+def _split_progressions(text: str | None) -> list[str]:
+    """``--chords "C G Am F; Am F C G"`` -> one text per progression."""
+    return [p.strip() for p in (text or "").split(";") if p.strip()]
 
 
 def _render_files(
@@ -519,7 +554,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                            key=Key.parse(cfg.key),
                            num_notes=cfg.num_notes, batch=cfg.batch,
                            workers=cfg.workers or None, progress=not args.quiet,
-                           note_rnn=cfg.note_rnn)  # fmt: skip
+                           note_rnn=cfg.note_rnn, chords=_split_progressions(cfg.chords),
+                           chord_steps=cfg.chord_steps)  # fmt: skip
     print(comp.to_markdown())
     if cfg.out:
         paths = comp.write(cfg.out)
@@ -561,9 +597,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     cfg = _config_from_args(ReportConfig, args)
     ensure_compiled(0, announce=not args.quiet, groups=("acting",))
+    chords = None
+    if cfg.chords:
+        from rltuner.harmony import parse_progression
+
+        chords = parse_progression(cfg.chords, cfg.chord_steps, where="--chords")
     path = write_report(args.run_dir, compare=args.compare or (), out=cfg.out,
                         n_samples=cfg.samples, compositions=cfg.compositions, seed=cfg.seed,
-                        synth=cfg.synth, note_rnn=cfg.note_rnn)  # fmt: skip
+                        synth=cfg.synth, note_rnn=cfg.note_rnn, chords=chords,
+                        chord_style=cfg.chord_style)  # fmt: skip
     print(f"wrote {path}")
     return 0
 
@@ -707,7 +749,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--weight", action="append", default=argparse.SUPPRESS, metavar="NAME=W",
         help="weight of a rule (built-in or user; 0 turns it off); repeatable",
     )  # fmt: skip
-    add_dataclass_args(t, TunerConfig, skip=("weights", "rules"))
+    t.add_argument(
+        "--chords", action="append", dest="chords", default=argparse.SUPPRESS, metavar="PROG",
+        help=field_help(next(f for f in dataclasses.fields(TunerConfig) if f.name == "chords"))
+        + "; repeatable",
+    )  # fmt: skip
+    add_dataclass_args(t, TunerConfig, skip=("weights", "rules", "chords"))
     t.set_defaults(func=cmd_tune)
 
     g = sub.add_parser("generate", parents=[common], help="sample melodies to MIDI + piano roll")

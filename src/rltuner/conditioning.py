@@ -15,12 +15,26 @@ last step the next features are those of its step 0 (as for a composition that f
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from rltuner.encoding import NUM_CLASSES
-from rltuner.harmony import HarmonyTables
+from rltuner.errors import RltunerError
+from rltuner.harmony import HarmonyTables, Progression
 
-__all__ = ["CHORD_INPUTS", "CHORD_FEATURES", "chord_input_rows", "step_rows"]
+__all__ = [
+    "CHORD_INPUTS",
+    "CHORD_FEATURES",
+    "chord_input_rows",
+    "step_rows",
+    "resolve_progressions",
+    "harmony_weights",
+    "progressions_to_json",
+    "progressions_from_json",
+]
 
 CHORD_INPUTS = 24
 CHORD_FEATURES = "chord_pitch_classes_12+root_12"  # recorded in tuned checkpoints
@@ -47,3 +61,60 @@ def step_rows(rows: np.ndarray, chord_of: np.ndarray, beat: np.ndarray) -> np.nd
     n = chord_of.shape[1]
     b = np.arange(chord_of.shape[0])
     return rows[chord_of[b, np.asarray(beat) % n]].astype(np.int64)
+
+
+# ------------------------------------------------------------------ progressions of a run
+def resolve_progressions(
+    chords: Sequence[str], chords_file: str | None, chord_steps: int, num_notes: int
+) -> list[Progression]:
+    """The progressions a run plays: each ``--chords`` text, then those of ``chords_file`` (a
+    text file, one per line; or a MIDI file, whose accompaniment gives one), each checked to
+    fit a composition of ``num_notes`` steps. Empty when neither is given."""
+    from rltuner.harmony import check_fits, parse_progression, read_progressions
+
+    out = [parse_progression(text, chord_steps, where="--chords") for text in chords]
+    if chords_file:
+        if Path(chords_file).suffix.lower() in (".mid", ".midi"):
+            from rltuner.chord_estimation import progression_from_midi
+
+            out.append(progression_from_midi(chords_file, chord_steps, max_steps=num_notes))
+        else:
+            out.extend(read_progressions(chords_file, chord_steps))
+    for i, prog in enumerate(out):
+        where = f"--chords {chords[i]!r}" if i < len(chords) else str(chords_file)
+        check_fits(prog, num_notes, where)
+    return out
+
+
+def harmony_weights(weights: Mapping[str, float] | None, rules: Sequence[str] = ()) -> np.ndarray:
+    """The weights ``(5,)`` of :data:`rltuner.harmony.HARMONY_RULE_NAMES` in a run with chords:
+    the defaults, a rule named in ``rules`` (``--rule neighbour_keys``) weighs 1, and
+    ``weights`` overrides both."""
+    from rltuner.harmony import DEFAULT_HARMONY_WEIGHTS, HARMONY_RULE_NAMES
+
+    w = dict(DEFAULT_HARMONY_WEIGHTS)
+    w.update({r: 1.0 for r in rules if r in HARMONY_RULE_NAMES})
+    w.update({k: float(v) for k, v in (weights or {}).items() if k in HARMONY_RULE_NAMES})
+    return np.array([w[name] for name in HARMONY_RULE_NAMES], dtype=np.float64)
+
+
+def progressions_to_json(progressions: Sequence[Progression]) -> list[dict[str, Any]]:
+    """The progressions as JSON-able records (a tuned model carries those it was tuned on)."""
+    return [
+        {"chords": [c.symbol for c in p.chords], "durations": [int(d) for d in p.durations]}
+        for p in progressions
+    ]
+
+
+def progressions_from_json(records: Sequence[dict[str, Any]], source: str) -> list[Progression]:
+    """Inverse of :func:`progressions_to_json` (``source`` names the file in errors)."""
+    from rltuner.harmony import parse_chord
+
+    out = []
+    try:
+        for r in records:
+            chords = tuple(parse_chord(s) for s in r["chords"])
+            out.append(Progression(chords, tuple(int(d) for d in r["durations"])))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RltunerError(f"{source}: bad chord progressions in its metadata ({e})") from None
+    return out

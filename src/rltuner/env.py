@@ -18,8 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rltuner.conditioning import chord_input_rows, step_rows
 from rltuner.encoding import NUM_CLASSES
 from rltuner.errors import RltunerError
+from rltuner.harmony import HarmonyTables, harmony_step, harmony_step_into
 
 # re-exported: the networks moved to rltuner.network
 from rltuner.network import Network, load_network, log_softmax, softmax_sample
@@ -43,6 +45,7 @@ __all__ = [
     "log_softmax",
     "softmax_sample",
     "PRIMING_MODES",
+    "Harmony",
 ]
 
 PRIMING_MODES = ("random_note", "random_midi", "single_midi")
@@ -145,17 +148,48 @@ def _weighted_music_theory(values, weights_vec, user_rules, user_weights, compos
     return music + extra, user_values, extra
 
 
+class Harmony:
+    """The chords a batch of compositions is played over, and the harmony rules' weights.
+
+    ``tables``: the progressions (:class:`~rltuner.harmony.HarmonyTables`); each composition
+    plays one of them (drawn uniformly at its start when there are several, else the one).
+    ``weights (5,)``: the weights of :data:`rltuner.harmony.HARMONY_RULE_NAMES`.
+    ``conditioned``: the acting network reads the current chord (:mod:`rltuner.conditioning`).
+    """
+
+    def __init__(self, tables: HarmonyTables, weights: np.ndarray, conditioned: bool) -> None:
+        self.tables = tables
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.conditioned = bool(conditioned)
+        self.rows = chord_input_rows(tables) if conditioned else None
+
+    @property
+    def cond_width(self) -> int:
+        return 0 if self.rows is None else int(self.rows.shape[1])
+
+    def values(self, compositions, beat, action, chord_of, key, out=None) -> np.ndarray:
+        """The harmony rules' unweighted values ``(B, 5)`` of one step (written into ``out``
+        when given: float64, and then the inputs must have the kernel's dtypes)."""
+        if out is None:
+            return harmony_step(compositions, beat, action, chord_of, self.tables, key)
+        harmony_step_into(compositions, beat, action, chord_of, self.tables, key, out)
+        return out
+
+
 def music_theory_rewards(
     compositions: np.ndarray,
     first_obs: np.ndarray,
     tables: RuleTables,
     weights: dict[str, float] | None = None,
     user_rules: Sequence[UserRule] = (),
+    harmony: Harmony | None = None,
+    chord_of: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted r_MT ``(M, N)`` float64 of every step of finished compositions ``(M, N)``,
     scored as :meth:`CompositionEnv.step` scores them while they are played: step ``t`` sees
     the first ``t`` notes, the leap state so far and the previous observation (``first_obs
-    (M,)``, the priming note, at ``t = 0``)."""
+    (M,)``, the priming note, at ``t = 0``). With ``harmony``, the weighted harmony rules over
+    the chords ``chord_of (M, N)`` are included."""
     comps = np.ascontiguousarray(compositions, dtype=np.int8)
     m, n = comps.shape
     weights_vec = weights_vector(builtin_weights(weights))
@@ -173,6 +207,9 @@ def music_theory_rewards(
         out[:, t] = _weighted_music_theory(
             ev.values, weights_vec, rules, user_weights, so_far, beat, action, tables
         )[0]
+        if harmony is not None:
+            h = harmony.values(so_far, beat, action, chord_of, tables.key)
+            out[:, t] += h @ harmony.weights
         so_far[:, t] = comps[:, t]
         obs = action
     return out
@@ -187,7 +224,8 @@ class StepOutcome(NamedTuple):
     ``done`` (B,) bool, True where the composition just reached N notes (it has been reset and
     primed again); ``finished`` (B, N) int8 the completed compositions of the ``done`` rows;
     ``user_values`` (B, R) float64 the unweighted values of the env's R user rules
-    (:mod:`rltuner.plugins`, order of ``env.user_rules``), already included in ``music_theory``.
+    (:mod:`rltuner.plugins`, order of ``env.user_rules``), already included in ``music_theory``;
+    ``harmony_values`` (B, 5) float64 the unweighted harmony rules (with chords), included too.
     """
 
     reward: np.ndarray
@@ -197,6 +235,7 @@ class StepOutcome(NamedTuple):
     done: np.ndarray
     finished: np.ndarray
     user_values: np.ndarray | None = None
+    harmony_values: np.ndarray | None = None
 
 
 class CompositionEnv:
@@ -219,8 +258,10 @@ class CompositionEnv:
         reward_scaler: float = 0.1,
         weights: dict[str, float] | None = None,
         user_rules: Sequence[UserRule] = (),
+        harmony: Harmony | None = None,
     ) -> None:
         self.reward_rnn = reward_rnn
+        self.harmony = harmony
         self.tables = tables
         self.batch_size = b = int(batch_size)
         self.priming = priming
@@ -246,6 +287,9 @@ class CompositionEnv:
         self._eval = StepEvaluation.empty(b)
         self.reward_logits = np.zeros((b, NUM_CLASSES), dtype=np.float32)
         self.r_next_state = np.zeros((b, s), dtype=np.float32)
+        self.progression = np.zeros(b, dtype=np.int64)  # the progression each one plays
+        self.chord_of = np.zeros((b, n), dtype=np.int64)  # its chord (tables row) per step
+        self._hvals = np.zeros((b, 5), dtype=np.float64)
         self.reset()
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -262,6 +306,7 @@ class CompositionEnv:
             "leap_steps": self.leap.steps_since_leap,
             "reward_logits": self.reward_logits,
             "r_next_state": self.r_next_state,
+            "progression": self.progression,
         }
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
@@ -281,6 +326,27 @@ class CompositionEnv:
             d["leap_from"].astype(np.int16).copy(),
             d["leap_steps"].astype(np.int32).copy(),
         )
+        if "progression" in d:
+            self.progression = np.array(d["progression"], dtype=np.int64)
+            if self.harmony is not None:
+                self.chord_of = self.harmony.tables.steps[self.progression].copy()
+
+    @property
+    def cond(self) -> np.ndarray | None:
+        """The acting network's conditioning rows for the current step ``(B, K)`` (``None``
+        for an unconditioned run)."""
+        h = self.harmony
+        if h is None or h.rows is None:
+            return None
+        return step_rows(h.rows, self.chord_of, self.beat)
+
+    @property
+    def next_cond(self) -> np.ndarray | None:
+        """The conditioning rows of the step after the current one (replay's next state)."""
+        h = self.harmony
+        if h is None or h.rows is None:
+            return None
+        return step_rows(h.rows, self.chord_of, self.beat + 1)
 
     def reset(self, rows: np.ndarray | None = None) -> None:
         """Start new compositions (all, or the boolean/int ``rows``) and prime them."""
@@ -303,6 +369,11 @@ class CompositionEnv:
         self.leap.direction[idx] = 0
         self.leap.leapt_from[idx] = -1
         self.leap.steps_since_leap[idx] = 0
+        if self.harmony is not None:
+            p = self.harmony.tables.steps.shape[0]
+            pick = self.rng.integers(0, p, idx.size) if p > 1 else np.zeros(idx.size, np.int64)
+            self.progression[idx] = pick
+            self.chord_of[idx] = self.harmony.tables.steps[pick]
         logits, nxt = self.reward_rnn.step(self.obs[idx], self.r_state[idx])
         self.reward_logits[idx] = logits
         self.r_next_state[idx] = nxt
@@ -330,8 +401,18 @@ class CompositionEnv:
             values, self.weights_vec, self.user_rules, self.user_weights,
             self.compositions, self.beat, action, self.tables,
         )  # fmt: skip
-        if extra is not None and self.reward_mode in ("music_theory_all", "music_theory_only"):
+        uses_music = self.reward_mode in ("music_theory_all", "music_theory_only")
+        if extra is not None and uses_music:
             reward = reward + self.reward_scaler * extra
+        harmony_values = None
+        if self.harmony is not None:
+            harmony_values = self.harmony.values(
+                self.compositions, self.beat, action, self.chord_of, self.tables.key, self._hvals
+            )
+            h_extra = harmony_values @ self.harmony.weights
+            music = music + h_extra
+            if uses_music:
+                reward = reward + self.reward_scaler * h_extra
         rows = np.arange(self.batch_size)
         self.compositions[rows, self.beat] = action
         self.beat += 1
@@ -344,4 +425,6 @@ class CompositionEnv:
         finished = self.compositions[done].copy() if done.any() else self.compositions[:0]
         if done.any():
             self.reset(done)
-        return StepOutcome(reward, log_p, music, self._eval, done, finished, user_values)
+        return StepOutcome(
+            reward, log_p, music, self._eval, done, finished, user_values, harmony_values
+        )

@@ -55,6 +55,7 @@ import numpy as np
 from rltuner.checkpoint import atomic_write_text
 from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, NUM_CLASSES, Key
 from rltuner.errors import RltunerError
+from rltuner.harmony import HarmonyTables, Progression, check_fits, parse_progression
 from rltuner.metrics import INTERVAL_NAMES, TABLE1_ROWS, CompositionStats, composition_stats
 from rltuner.naturalness import (
     bundled_reference,
@@ -76,6 +77,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "rows_matching_paper",
     "EXTRA_ROWS",
+    "HARMONY_ROWS",
     "ALGORITHM_LABELS",
     "load_model",
     "bundled_note_rnn_path",
@@ -157,6 +159,15 @@ def rows_matching_paper(table1: dict[str, float], column: str = "Q") -> dict[str
 
 
 # extra rows: key -> (label, kind) with kind "pct" (a share, shown in %) or "num"
+# over chords (rltuner.harmony.harmony_statistics), shown when a model has them
+HARMONY_ROWS: dict[str, str] = {
+    "harmony_strong_beat_chord_tones": "Strong-beat notes that are chord tones",
+    "harmony_clashes": "Strong-beat notes clashing with the chord",
+    "harmony_non_chord_tones": "Notes that are not chord tones",
+    "harmony_unresolved_non_chord_tones": "Non-chord tones not resolved by step",
+    "harmony_cadence": "Compositions ending on a chord tone",
+    "harmony_cadence_root": "Compositions ending on the chord's root",
+}
 EXTRA_ROWS: dict[str, tuple[str, str]] = {
     "mean_log_p": ("Mean log p(a|s) under the Reward RNN", "num"),
     "kl_to_note_rnn": ("KL(model ‖ Note RNN) per step (nats)", "num"),
@@ -207,6 +218,8 @@ class EvalModel:
     reward_rnn: Network | None = None
     reward_rnn_path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    # a chord-tuned model's progressions (its default chords)
+    progressions: tuple[Progression, ...] = ()
 
     @property
     def label(self) -> str:
@@ -215,7 +228,7 @@ class EvalModel:
     @property
     def policy(self) -> Policy:
         """The policy this model samples with (:mod:`rltuner.policy`)."""
-        return Policy(self.network, self.algorithm, self.reward_rnn)
+        return Policy(self.network, self.algorithm, self.reward_rnn, self.progressions)
 
     @property
     def base(self) -> EvalModel:
@@ -248,7 +261,7 @@ def load_model(
     display = name or ("bundled Note RNN" if spec == "bundled" else _default_name(path))
     pol = loaded.policy
     return EvalModel(display, path, pol.network, pol.algorithm, pol.prior, loaded.prior_path,
-                     loaded.meta)  # fmt: skip
+                     loaded.meta, pol.progressions)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ sampling
@@ -262,6 +275,8 @@ class EvalRollout(NamedTuple):
     compositions: np.ndarray
     log_p: np.ndarray
     kl: np.ndarray
+    harmony: HarmonyTables | None = None
+    chord_of: np.ndarray | None = None
 
 
 def rollout(
@@ -271,14 +286,17 @@ def rollout(
     num_notes: int = 32,
     batch: int = 1024,
     workers: int | None = None,
+    progressions: Sequence[Progression] | None = None,
 ) -> EvalRollout:
     """Sample ``n`` compositions of ``num_notes`` steps from ``model`` with the one sampler
     (:func:`rltuner.policy.sample`: random-note priming, softmax of the policy's scores), in
     chunks of ``batch`` on ``workers`` threads (default :func:`default_workers`). Chunk ``i``
     draws from seed ``(seed, i)``: the same ``seed`` and ``batch`` give the same compositions
-    whatever the number of workers, and the same as ``rltuner generate`` with that seed."""
-    s = sample(model.policy, n, num_notes, seed, batch=batch, workers=workers)
-    return EvalRollout(s.compositions, s.log_p, s.kl)
+    whatever the number of workers, and the same as ``rltuner generate`` with that seed.
+    ``progressions``: play over these chords (default: a chord-tuned model's own)."""
+    s = sample(model.policy, n, num_notes, seed, batch=batch, workers=workers,
+               progressions=progressions)  # fmt: skip
+    return EvalRollout(s.compositions, s.log_p, s.kl, s.harmony, s.chord_of)
 
 
 def sample_trace(
@@ -431,11 +449,14 @@ def evaluate_model(
     num_notes: int = 32,
     batch: int = 1024,
     workers: int | None = None,
+    progressions: Sequence[Progression] | None = None,
 ) -> tuple[ModelEvaluation, EvalRollout]:
-    """Sample and score ``compositions`` melodies of ``model``. Returns the statistics and the
-    rollout they came from."""
+    """Sample and score ``compositions`` melodies of ``model`` (over ``progressions``, or a
+    chord-tuned model's own chords: then with the harmony statistics of
+    :func:`rltuner.harmony.harmony_statistics` as ``harmony_*`` extra rows). Returns the
+    statistics and the rollout they came from."""
     t0 = time.perf_counter()
-    ro = rollout(model, compositions, seed, num_notes, batch, workers)
+    ro = rollout(model, compositions, seed, num_notes, batch, workers, progressions)
     stats = composition_stats(ro.compositions, key)
     nat = naturalness_stats(ro.compositions, bundled_reference())
     extra = {
@@ -445,6 +466,11 @@ def evaluate_model(
         **event_shares(ro.compositions),
         **nat.scalars(),
     }
+    if ro.harmony is not None:
+        from rltuner.harmony import harmony_statistics
+
+        h = harmony_statistics(ro.compositions, ro.chord_of, ro.harmony)
+        extra.update({f"harmony_{k}": float(v) for k, v in h.items()})
     reward = str(model.reward_rnn_path) if model.reward_rnn_path is not None else None
     ev = ModelEvaluation(model.name, str(model.path), model.algorithm, reward, stats, extra,
                          time.perf_counter() - t0, nat.details())  # fmt: skip
@@ -538,6 +564,13 @@ class Comparison:
                 r = self._reference_value(k)
                 cells.append("—" if r is None else _fmt_pct(r) if kind == "pct" else _fmt_num(r))
             lines.append(_md_row(cells))
+        if any(k in m.extra for m in self.models for k in HARMONY_ROWS):
+            lines += ["", "### Harmony (over the chords each model played)", ""]
+            lines.append(_md_row(["Metric", *cols]))
+            lines.append(_md_row(["---"] + ["---:"] * len(cols)))
+            for k, label in HARMONY_ROWS.items():
+                lines.append(_md_row([label, *(_fmt_pct(m.extra.get(k, math.nan))
+                                               for m in self.models)]))  # fmt: skip
         lines += ["", "Most common first bar (16 steps; `-` hold, `r` rest):", ""]
         for m in self.models:
             top = (m.naturalness.get("top_openings") or {}).get("16")
@@ -659,6 +692,9 @@ class Comparison:
                 v = _ratio(getattr(m.stats, k), n)
                 vals.append((v, math.sqrt(v * (1 - v) / n) if n else None))
             emit("intervals", INTERVAL_LABELS[k], vals)
+        if any(k in m.extra for m in self.models for k in HARMONY_ROWS):
+            for k, label in HARMONY_ROWS.items():
+                emit("harmony", label, [(m.extra.get(k, math.nan), None) for m in self.models])
         return buf.getvalue()
 
     def write(self, out_dir: str | os.PathLike, stem: str = "evaluation") -> dict[str, Path]:
@@ -696,13 +732,28 @@ def evaluate_models(
     workers: int | None = None,
     progress: bool = False,
     note_rnn: str | os.PathLike | None = None,
+    chords: Sequence[str] = (),
+    chord_steps: int = 8,
+    progressions: Sequence[Progression] | None = None,
 ) -> Comparison:
     """Evaluate every model of ``specs`` (paths, run folders, ``"bundled"``, ``NAME=PATH`` or
     loaded :class:`EvalModel`) with the same settings. Duplicate names get a suffix.
     ``note_rnn``: the prior of tuned models whose own is not found (checked against each
-    model's recorded hash; see :func:`rltuner.policy.resolve_prior`)."""
+    model's recorded hash; see :func:`rltuner.policy.resolve_prior`).
+
+    ``chords``: progressions (``"C G Am F"``) every model plays over, with the harmony rows;
+    without them, chord-tuned models play over their own. Over chords, when no untuned Note
+    RNN is among the models, the first tuned model's base Note RNN is added as the baseline
+    column (on the same chords). ``progressions``: parsed progressions, instead of ``chords``."""
     key = Key.parse(key) if isinstance(key, str) else key
+    progs = [parse_progression(c, chord_steps, where="--chords") for c in chords]
+    progs += list(progressions or ())
+    for i, prog in enumerate(progs):
+        check_fits(prog, num_notes, where=f"--chords {chords[i]!r}" if i < len(chords) else "")
     models = [s if isinstance(s, EvalModel) else load_model(s, note_rnn=note_rnn) for s in specs]
+    over_chords = bool(progs) or any(m.progressions for m in models)
+    if over_chords and all(m.reward_rnn is not None for m in models):
+        models.append(models[0].base)
     reference = corpus_reference(num_notes)  # built once, before any model is timed
     seen: dict[str, int] = {}
     for m in models:
@@ -710,8 +761,11 @@ def evaluate_models(
         if seen[m.name] > 1:
             m.name = f"{m.name} #{seen[m.name]}"
     results = []
+    base_progs = progs or next((list(m.progressions) for m in models if m.progressions), [])
     for m in models:
-        ev, _ = evaluate_model(m, compositions, seed, key, num_notes, batch, workers)
+        own = progs or (list(m.progressions) if m.progressions else base_progs)
+        ev, _ = evaluate_model(m, compositions, seed, key, num_notes, batch, workers,
+                               own or None)  # fmt: skip
         if progress:
             print(f"{m.name}: {compositions:,} compositions in {ev.seconds:.2f} s")
         results.append(ev)

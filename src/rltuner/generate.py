@@ -17,6 +17,7 @@ melody is the ``length`` generated notes, not the priming observation.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from rltuner.encoding import DEFAULT_QPM, class_label
 from rltuner.env import Priming
 from rltuner.errors import RltunerError
+from rltuner.harmony import check_fits, parse_progression
 from rltuner.policy import Policy, load_policy
 from rltuner.report import plot_note_probabilities, plot_piano_rolls
 
@@ -78,13 +80,20 @@ def generate(
     plot_probabilities: bool = True,
     device: str = "cpu",
     note_rnn: str | os.PathLike | None = None,
+    chords: Sequence[str] = (),
+    chord_steps: int = 8,
+    chord_style: str = "block",
 ) -> GenerateResult:
     """Sample ``n`` melodies of ``length`` steps from a model (a Note RNN or tuned checkpoint
     or a run folder; ``None``: the bundled Note RNN; ``note_rnn``: the prior of a tuned model,
     see :func:`rltuner.policy.load_policy`) and write ``out_dir/melody_000.mid ...``,
     ``out_dir/piano_roll.png`` and, with ``plot_probabilities``, ``out_dir/probabilities.png``
     (the first melody's note distribution). ``primer_path``: a MIDI file whose first
-    extracted melody primes every sample (else random-note priming). Same seed, same files."""
+    extracted melody primes every sample (else random-note priming). Same seed, same files.
+
+    ``chords``: progressions to play over (``"C G Am F"``; several: melody ``i`` over
+    progression ``i mod P``); default: a chord-tuned model's own. Over chords every MIDI file
+    has a second track with the chords (``chord_style`` ``block`` or ``arpeggio``)."""
     from rltuner.midi_io import write_midi
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -95,12 +104,17 @@ def generate(
     policy = loaded.policy
     if device != "cpu":
         prior = None if policy.prior is None else policy.prior.to(device)
-        policy = Policy(policy.network.to(device), policy.algorithm, prior)
+        policy = Policy(policy.network.to(device), policy.algorithm, prior, policy.progressions)
     priming = None
     if primer_path is not None:
         priming = Priming("single_midi", policy.base, [_read_primer(primer_path)])
+    progs = [parse_progression(c, chord_steps, where="--chords") for c in chords]
+    for c, prog in zip(chords, progs, strict=True):
+        check_fits(prog, length, where=f"--chords {c!r}")
+    progs = progs or list(policy.progressions)
     samples = policy.sample(n, length, seed, priming=priming, temperature=temperature,
-                            most_probable=most_probable, probs_for=1)  # fmt: skip
+                            most_probable=most_probable, probs_for=1,
+                            progressions=progs or None)  # fmt: skip
     melodies, probs = samples.compositions.astype(np.int64), samples.probs
     path = loaded.path
     out = Path(out_dir)
@@ -110,11 +124,13 @@ def generate(
         raise RltunerError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
     width = max(3, len(str(n - 1)))
     midi_paths = []
+    spans = [progs[i % len(progs)].spans(length) for i in range(n)] if progs else None
     for i, m in enumerate(melodies):
         p = out / f"melody_{i:0{width}d}.mid"
-        write_midi(m, p, qpm=qpm, program=program)
+        write_midi(m, p, qpm=qpm, program=program, chords=spans[i] if spans else None,
+                   chord_style=chord_style)  # fmt: skip
         midi_paths.append(p)
-    roll = plot_piano_rolls(melodies, out / "piano_roll.png")
+    roll = plot_piano_rolls(melodies, out / "piano_roll.png", chords=spans)
     prob_path = None
     if plot_probabilities:
         prob_path = plot_note_probabilities(probs[0], melodies[0], out / "probabilities.png",

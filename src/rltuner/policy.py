@@ -30,9 +30,11 @@ import numba as nb
 import numpy as np
 
 from rltuner.checkpoint import load_arrays
+from rltuner.conditioning import chord_input_rows, progressions_from_json
 from rltuner.encoding import NUM_CLASSES
 from rltuner.env import Priming
 from rltuner.errors import RltunerError
+from rltuner.harmony import HarmonyTables, Progression
 from rltuner.lstm_kernels import single_threaded_blas
 from rltuner.network import Network, bundled_note_rnn_path, load_network, network_from_checkpoint
 
@@ -74,6 +76,9 @@ class Policy:
     network: Network
     algorithm: str = "note_rnn"
     prior: Network | None = None
+    # a chord-conditioned network's progressions (those it was tuned over): the default chords
+    # it is sampled over
+    progressions: tuple[Progression, ...] = ()
 
     def __post_init__(self) -> None:
         if self.algorithm not in POLICY_ALGORITHMS:
@@ -103,13 +108,17 @@ class Samples(NamedTuple):
     float32 ``KL(π(·|s) ‖ p(·|s))`` at each step (0 for an untuned Note RNN at temperature 1);
     ``first_obs`` (M,) int64 the priming observation; ``probs`` (K, N, 38) float32 the
     distribution each note of the first ``K = probs_for`` compositions was drawn from
-    (``None`` when ``probs_for`` is 0)."""
+    (``None`` when ``probs_for`` is 0); over chords, ``harmony`` the progressions' tables and
+    ``chord_of`` (M, N) int64 the chord (row of ``harmony``) at each step of each composition
+    (composition ``i`` plays progression ``i mod P``)."""
 
     compositions: np.ndarray
     log_p: np.ndarray
     kl: np.ndarray
     first_obs: np.ndarray
     probs: np.ndarray | None = None
+    harmony: HarmonyTables | None = None
+    chord_of: np.ndarray | None = None
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
@@ -179,7 +188,7 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _chunk(policy, b, num_notes, rng, priming, inv_temp, greedy, keep_probs):
+def _chunk(policy, b, num_notes, rng, priming, inv_temp, greedy, keep_probs, chord_of, rows):
     state, obs, _ = priming.draw(b, rng)
     obs = np.ascontiguousarray(obs, dtype=np.int64)
     first = obs.copy()
@@ -201,7 +210,8 @@ def _chunk(policy, b, num_notes, rng, priming, inv_temp, greedy, keep_probs):
     keep = min(keep_probs, b)
     probs = np.empty((num_notes, keep, NUM_CLASSES), dtype=np.float32) if keep else None
     for t in range(num_notes):
-        q, net_state = policy.network.step(obs, net_state, out=bufs[t % 2])
+        cond = None if rows is None else rows[chord_of[:, t]].astype(np.int64)
+        q, net_state = policy.network.step(obs, net_state, out=bufs[t % 2], cond=cond)
         if prior is not None:
             rl, prior_state = prior.step(obs, prior_state, out=bufs[2 + t % 2])
         else:
@@ -227,13 +237,16 @@ def sample(
     batch: int = 1024,
     workers: int | None = 1,
     probs_for: int = 0,
+    progressions: Sequence[Progression] | None = None,
 ) -> Samples:
     """Sample ``n`` compositions of ``num_notes`` steps from ``policy`` (see the module
     docstring), in chunks of ``batch`` on ``workers`` threads (``None``:
     :func:`default_workers`; the kernels release the GIL). ``priming`` defaults to random-note
     priming; a :class:`~rltuner.env.Priming` of another mode starts from primed states (made
     with the policy's base Note RNN, as in training). ``probs_for``: also return the note
-    distributions of the first that many compositions (at most ``batch``)."""
+    distributions of the first that many compositions (at most ``batch``). ``progressions``:
+    play over these chords (composition ``i`` over progression ``i mod P``; default: the
+    policy's own, for a chord-conditioned network): a conditioned network reads them."""
     if n < 1 or num_notes < 1:
         raise RltunerError(f"need at least one composition of one note, got {n} x {num_notes}")
     if not temperature > 0:
@@ -247,13 +260,23 @@ def sample(
     probs_for = min(max(int(probs_for), 0), n, batch)
     probs = None
     starts = list(range(0, n, batch))
+    progs = tuple(progressions) if progressions else policy.progressions
+    if policy.network.cond_inputs and not progs:
+        raise RltunerError(
+            "this model was tuned over chords and reads the current chord: give a progression "
+            '(--chords "C G Am F")'
+        )
+    harmony = HarmonyTables.build(progs, num_notes) if progs else None
+    chord_of = None if harmony is None else harmony.steps[np.arange(n) % len(progs)]
+    rows = chord_input_rows(harmony) if harmony is not None and policy.network.cond_inputs else None
 
     def run(i: int) -> None:
         s = starts[i]
         b = min(batch, n - s)
         rng = np.random.default_rng([*seeds, i])
+        ch = None if chord_of is None else chord_of[s : s + b]
         c, lp, k, f, p = _chunk(policy, b, num_notes, rng, priming, 1.0 / temperature,
-                                most_probable, probs_for if i == 0 else 0)  # fmt: skip
+                                most_probable, probs_for if i == 0 else 0, ch, rows)  # fmt: skip
         comps[s : s + b], log_p[s : s + b], kl[s : s + b], first[s : s + b] = c, lp, k, f
         if p is not None:
             nonlocal probs
@@ -269,7 +292,7 @@ def sample(
 
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(run, range(len(starts))))
-    return Samples(comps, log_p, kl, first, probs)
+    return Samples(comps, log_p, kl, first, probs, harmony, chord_of)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -440,8 +463,11 @@ def load_policy(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = No
     network = network_from_checkpoint(own, meta, str(path))
     training = meta.get("training") or {}
     tuner_cfg = training.get("tuner_config") or {}
+    progs = tuple(progressions_from_json(training.get("progressions") or (), str(path)))
+    if network.cond_inputs and not progs:
+        raise RltunerError(f"{path}: a chord-conditioned model without its chord progressions")
     if not tuner_cfg:
-        return LoadedPolicy(Policy(network), path, meta, None)
+        return LoadedPolicy(Policy(network, progressions=progs), path, meta, None)
     algorithm = str(tuner_cfg.get("algorithm", "q"))
     if algorithm not in POLICY_ALGORITHMS:
         raise RltunerError(f"{path}: unknown tuning algorithm {algorithm!r} in its metadata")
@@ -450,7 +476,7 @@ def load_policy(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = No
     prior, prior_path = resolve_prior(path, record, arrays, legacy, note_rnn)
     if prior_path is None:  # embedded: name it by where it came from
         prior_path = _source_path(record.get("source")) or path
-    return LoadedPolicy(Policy(network, algorithm, prior), path, meta, prior_path)
+    return LoadedPolicy(Policy(network, algorithm, prior, progs), path, meta, prior_path)
 
 
 def load_prior(spec: str | os.PathLike, note_rnn: str | os.PathLike | None = None) -> Network:

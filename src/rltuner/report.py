@@ -527,6 +527,7 @@ def _img(path: Path, alt: str) -> str:
 def _comparison_html(comp: Comparison) -> str:
     from rltuner.evaluate import (
         EXTRA_ROWS,
+        HARMONY_ROWS,
         PAPER_COLUMNS,
         PAPER_TABLE1,
         PERCENT_ROWS,
@@ -558,6 +559,12 @@ def _comparison_html(comp: Comparison) -> str:
             ref = comp._reference_value(k)
             tds += f'<td class="corpus">{e("—" if ref is None else fmt(ref))}</td>'
         tds += '<td class="paper"></td>' * 4
+        rows.append(f"<tr><td>{e(label)}</td>{tds}</tr>")
+    for k, label in HARMONY_ROWS.items():  # over chords only
+        if not any(k in m.extra for m in comp.models):
+            continue
+        tds = "".join(f"<td>{e(_fmt_pct(m.extra.get(k, math.nan)))}</td>" for m in comp.models)
+        tds += blank_corpus + '<td class="paper"></td>' * 4
         rows.append(f"<tr><td>{e(label)}</td>{tds}</tr>")
     return (f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{''.join(rows)}"
             "</tbody></table>")  # fmt: skip
@@ -634,16 +641,24 @@ def write_report(
     if not tuned_path.exists():
         raise RltunerError(f"{run}: no tuned model (tuned.safetensors); finish the run first")
     out_path = Path(out) if out is not None else run / "report.html"
-    spans = _chord_spans(chords, _num_notes(run))
     from rltuner.midi_io import CHORD_STYLES
 
     if chord_style not in CHORD_STYLES:
         raise RltunerError(f"unknown chord style {chord_style!r}; choose from "
                            f"{', '.join(CHORD_STYLES)}")  # fmt: skip
     tuned = load_model(tuned_path, name=run.name, note_rnn=note_rnn)
+    num_notes = _num_notes(run)
+    # over chords: the given ones, else those a chord-tuned run was tuned over; every model
+    # plays them (sample i over progression i mod P) and gets the harmony statistics
+    progs = [chords] if isinstance(chords, Progression) else list(tuned.progressions)
+    if chords is not None and not isinstance(chords, Progression):
+        progs = []  # spans given: only drawn and played, the samples are drawn without chords
+        spans_of = [list(chords)] if chords else None
+    else:
+        spans_of = [p.spans(num_notes) for p in progs] or None
     models = [tuned, tuned.base] + [load_model(c) for c in compare]
-    comp = evaluate_models(models, compositions=compositions, seed=seed,
-                           num_notes=_num_notes(run))  # fmt: skip
+    comp = evaluate_models(models, compositions=compositions, seed=seed, num_notes=num_notes,
+                           progressions=progs or None)  # fmt: skip
     config = {}
     if (run / "config.json").exists():
         config = json.loads((run / "config.json").read_text())
@@ -693,9 +708,11 @@ def write_report(
         cols = len(models)
         grid = [f'<div class="grid" style="grid-template-columns: repeat({cols}, 1fr)">']
         grid += [f"<div><b>{e(m.column)}</b></div>" for m in comp.models]
-        samples = [rollout(m, max(n_samples, 1), seed=seed + 1, num_notes=_num_notes(run),
-                           workers=1).compositions for m in models]  # fmt: skip
+        samples = [rollout(m, max(n_samples, 1), seed=seed + 1, num_notes=num_notes,
+                           workers=1, progressions=progs or None).compositions
+                   for m in models]  # fmt: skip
         for i in range(n_samples):
+            spans = None if spans_of is None else spans_of[i % len(spans_of)]
             for j, m in enumerate(models):
                 mel = samples[j][i].astype(np.int64)
                 roll = plot_piano_rolls([mel], tmp / f"roll_{j}_{i}.png", titles=[f"{m.name} #{i}"],
@@ -710,8 +727,9 @@ def write_report(
         parts += grid
         parts.append(f'<p class="muted">Audio: {", ".join(sorted(used))} synthesiser, 80 QPM; '
                      "same random priming note for every model in a row.</p>")  # fmt: skip
-        if spans is not None:
-            parts.append(_chords_html(spans, chord_style))
+        if spans_of is not None:
+            for sp in spans_of:
+                parts.append(_chords_html(sp, chord_style))
     parts.append("<h2>Models</h2><ul>")
     for m in comp.models:
         rr = f" (Reward RNN <code>{e(m.reward_rnn)}</code>)" if m.reward_rnn else ""
@@ -722,14 +740,6 @@ def write_report(
     parts.append("</body></html>")
     atomic_write_text(out_path, "\n".join(parts) + "\n")
     return out_path
-
-
-def _chord_spans(
-    chords: Progression | Sequence[ChordSpan] | None, num_notes: int
-) -> list[ChordSpan] | None:
-    if chords is None:
-        return None
-    return chords.spans(num_notes) if isinstance(chords, Progression) else list(chords)
 
 
 def _chords_html(spans: Sequence[ChordSpan], style: str) -> str:

@@ -31,9 +31,18 @@ from typing import Any
 import numpy as np
 
 from rltuner.checkpoint import atomic_write_text, load_arrays, save_arrays
-from rltuner.encoding import Key
-from rltuner.env import PRIMING_MODES, CompositionEnv, Priming, music_theory_rewards
+from rltuner.conditioning import (
+    CHORD_FEATURES,
+    CHORD_INPUTS,
+    harmony_weights,
+    progressions_from_json,
+    progressions_to_json,
+    resolve_progressions,
+)
+from rltuner.encoding import PITCH_NAMES, Key
+from rltuner.env import PRIMING_MODES, CompositionEnv, Harmony, Priming, music_theory_rewards
 from rltuner.errors import RltunerError
+from rltuner.harmony import HARMONY_RULE_NAMES, HarmonyTables, Progression, parse_progression
 from rltuner.learner import (
     ALGORITHMS,
     EXPLORATION_MODES,
@@ -126,8 +135,25 @@ class TunerConfig:
         help="rule weights, name -> weight (default: every rule 1)", factory=dict
     )
     rules: list[str] = option(
-        help="user reward rules (path/to/file.py:function or an installed rule's name)",
+        help="user reward rules (path/to/file.py:function or an installed rule's name), or a "
+        "harmony rule's name (neighbour_keys)",
         factory=list,
+    )
+    chords: list[str] = option(
+        help='chord progressions to tune over, e.g. "C G Am F" or "C G | Am F" (several: each '
+        "composition draws one); turns on the harmony rules and chord conditioning",
+        factory=list,
+    )
+    chords_file: str | None = option(
+        None,
+        help="more progressions: a text file (one per line, # comments) or a MIDI file whose "
+        "accompaniment gives the chords",
+    )
+    chord_steps: int = option(
+        8, help="sixteenth steps per chord of a progression without bar lines (8 = half bar)"
+    )
+    chord_conditioning: bool = option(
+        True, help="with chords: the tuned network reads the current chord (off: rewards only)"
     )
     seed: int = option(0, help="random seed (the same seed gives the same weights)")
     device: str = option(
@@ -195,11 +221,32 @@ class TunerConfig:
                 f"--primer {self.primer} is used only with --priming single_midi "
                 f"(priming is {self.priming!r})"
             )
-        unknown = set(self.weights) - set(RULE_NAMES) - {rule_name(r) for r in self.rules}
+        unknown = (
+            set(self.weights)
+            - set(RULE_NAMES)
+            - set(HARMONY_RULE_NAMES)
+            - {rule_name(r) for r in self.rules}
+        )
         if unknown and unknown - installed_rule_names():
             raise RltunerError(
                 f"unknown rule(s) in weights: {sorted(unknown)}; valid: {', '.join(RULE_NAMES)}"
-                " or a user rule (--rule)"
+                f", {', '.join(HARMONY_RULE_NAMES)} or a user rule (--rule)"
+            )
+        has_chords = bool(self.chords or self.chords_file)
+        user_names = {rule_name(r) for r in self.rules if r not in HARMONY_RULE_NAMES}
+        chord_rules = sorted(
+            r
+            for r in {*self.rules, *self.weights} - user_names
+            if r in HARMONY_RULE_NAMES and r != "neighbour_keys" and self.weights.get(r, 1) != 0
+        )
+        if chord_rules and not has_chords:
+            raise RltunerError(
+                f"the harmony rule(s) {', '.join(chord_rules)} need chords: give a progression "
+                'with --chords "C G Am F" (or --chords-file)'
+            )
+        if has_chords and self.algorithm == PG_ALGORITHM:
+            raise RltunerError(
+                "--chords: harmony tuning runs with q, psi, g and pure_rl (not kl_pg yet)"
             )
         for name in (
             "steps",
@@ -214,6 +261,7 @@ class TunerConfig:
             "pg_batch",
             "ppo_epochs",
             "ppo_minibatches",
+            "chord_steps",
         ):
             check_int(name, getattr(self, name), 1)
         check_int("num_samples", self.num_samples, 0)
@@ -247,6 +295,8 @@ class TunerConfig:
         except ValueError as e:
             raise RltunerError(f"--key: {e}") from None
         check_device(self.device)
+        if not isinstance(self.chords, list) or not all(isinstance(c, str) for c in self.chords):
+            raise RltunerError(f"chords must be a list of progressions, got {self.chords!r}")
 
     @property
     def env_batch(self) -> int:
@@ -274,11 +324,13 @@ class Rollout:
     """Compositions sampled from a policy, with per-step rewards.
 
     ``compositions`` (n, N) int8; ``log_p`` and ``music_theory`` (n, N) float64: Reward-RNN
-    log p(a|s) and weighted r_MT (unscaled) of every step."""
+    log p(a|s) and weighted r_MT (unscaled) of every step; over chords, ``chord_of`` (n, N) the
+    chord (row of the run's harmony tables) at every step."""
 
     compositions: np.ndarray
     log_p: np.ndarray
     music_theory: np.ndarray
+    chord_of: np.ndarray | None = None
 
 
 class RLTuner:
@@ -291,10 +343,13 @@ class RLTuner:
         *,
         prior: Network | None = None,
         primer_melody: np.ndarray | None = None,
+        progressions: Sequence[Progression] | None = None,
     ) -> None:
         """``prior``: the Note RNN to tune (default: ``config.note_rnn``'s file, or the bundled
         one); ``primer_melody``: the ``single_midi`` primer as classes (default: read from
-        ``config.primer``). :meth:`load` passes both from a checkpoint."""
+        ``config.primer``); ``progressions``: the chords to tune over (default: from
+        ``config.chords`` / ``config.chords_file``). :meth:`load` passes all three from a
+        checkpoint."""
         self.config = cfg = config or TunerConfig()
         self.note_rnn_path = cfg.note_rnn or str(bundled_note_rnn_path())
         self.note_rnn_meta: dict[str, Any] = {}
@@ -307,7 +362,20 @@ class RLTuner:
             note_rnn = note_rnn.to(cfg.device)
         self.key = Key.parse(cfg.key)
         self.tables = RuleTables.from_key(self.key, cfg.num_notes)
-        self.user_rules = load_rules(cfg.rules, cfg.weights)
+        user_specs = [r for r in cfg.rules if r not in HARMONY_RULE_NAMES]
+        # a user rule (--rule FILE.py:name) shadows a built-in harmony rule of the same name
+        self._user_names = {rule_name(r) for r in user_specs}
+        self.user_rules = load_rules(
+            user_specs,
+            {k: v for k, v in cfg.weights.items()
+             if k not in HARMONY_RULE_NAMES or k in self._user_names},
+        )  # fmt: skip
+        if progressions is None:
+            progressions = resolve_progressions(
+                cfg.chords, cfg.chords_file, cfg.chord_steps, cfg.num_notes
+            )
+        self.progressions = tuple(progressions)
+        self.harmony = self._make_harmony()
         self.reward_rnn = note_rnn
         self.rng = np.random.default_rng(cfg.seed)
         self.learner = (
@@ -329,9 +397,32 @@ class RLTuner:
         # window's row exactly as an uninterrupted run does
         self._window: Any = None
 
+    def _make_harmony(self) -> Harmony | None:
+        """The chords and harmony-rule weights of the run (``None``: no harmony rules). Without
+        chords only ``neighbour_keys`` can be on; it is scored over the tonic triad with the
+        chord rules' weights 0."""
+        cfg = self.config
+        weights = harmony_weights(
+            {k: v for k, v in cfg.weights.items() if k not in self._user_names}, cfg.rules
+        )
+        if self.progressions:
+            tables = HarmonyTables.build(self.progressions, cfg.num_notes)
+            return Harmony(tables, weights, conditioned=cfg.chord_conditioning)
+        keys_only = np.where(np.array(HARMONY_RULE_NAMES) == "neighbour_keys", weights, 0.0)
+        if not keys_only.any():
+            return None
+        tonic = Key.parse(cfg.key)
+        triad = parse_progression(PITCH_NAMES[tonic.tonic] + ("m" if tonic.mode == "minor" else ""))
+        return Harmony(HarmonyTables.build([triad], cfg.num_notes), keys_only, conditioned=False)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the tuned network reads the current chord."""
+        return self.harmony is not None and self.harmony.conditioned
+
     def _q_learner(self, note_rnn: Network, cfg: TunerConfig) -> Learner:
         return Learner(
-            note_rnn.copy(),
+            note_rnn.with_cond_inputs(CHORD_INPUTS) if self.conditioned else note_rnn.copy(),
             self.reward_rnn,
             LearnerHyper(
                 algorithm=cfg.algorithm,
@@ -371,6 +462,7 @@ class RLTuner:
             reward_scaler=cfg.reward_scaler,
             weights=cfg.weights or None,
             user_rules=self.user_rules,
+            harmony=self.harmony,
         )
 
     def _new_memory(self) -> ReplayMemory:
@@ -381,6 +473,7 @@ class RLTuner:
             store_reward_state=cfg.algorithm == "g",
             stride=cfg.num_envs,
             prime_states=self.priming.table,
+            cond_width=self.harmony.cond_width if self.harmony is not None else 0,
         )
 
     @property
@@ -390,7 +483,8 @@ class RLTuner:
     @property
     def policy(self) -> Policy:
         """The tuned policy: the Q-network with this run's algorithm and its prior."""
-        return Policy(self.learner.q, self.config.algorithm, self.reward_rnn)
+        progs = self.progressions if self.conditioned else ()
+        return Policy(self.learner.q, self.config.algorithm, self.reward_rnn, progs)
 
     # ------------------------------------------------------------------ sampling
     def rollout(
@@ -410,11 +504,16 @@ class RLTuner:
         seed = self.config.seed + 1 if seed is None else seed
         policy = self.policy if network is None else Policy(network)
         s = sample(policy, n, self.tables.num_notes, seed, priming=self.priming,
-                   most_probable=most_probable, batch=batch)  # fmt: skip
+                   most_probable=most_probable, batch=batch,
+                   progressions=self.progressions or None)  # fmt: skip
         cfg = self.config
+        chord_of = s.chord_of
+        if self.harmony is not None and chord_of is None:  # neighbour_keys alone: no chords
+            chord_of = self.harmony.tables.steps[np.zeros(n, dtype=np.int64)]
         music = music_theory_rewards(s.compositions, s.first_obs, self.tables,
-                                     cfg.weights or None, self.user_rules)  # fmt: skip
-        return Rollout(s.compositions, s.log_p.astype(np.float64), music)
+                                     cfg.weights or None, self.user_rules, self.harmony,
+                                     chord_of)  # fmt: skip
+        return Rollout(s.compositions, s.log_p.astype(np.float64), music, s.chord_of)
 
     def generate(
         self, n: int = 10, seed: int | None = None, most_probable: bool = False
@@ -437,6 +536,19 @@ class RLTuner:
         reference = bundled_reference()
         nat = naturalness_stats(ro.compositions, reference)
         corpus = reference.reference_stats(self.config.num_notes) if reference else None
+        harmony: dict[str, Any] = {}
+        if self.progressions:
+            from rltuner.harmony import harmony_statistics
+
+            tables = self.harmony.tables
+            base = self.rollout(n, seed, network=self.reward_rnn) if network is None else None
+            harmony = {
+                "progressions": [p.symbols() for p in self.progressions],
+                "harmony": harmony_statistics(ro.compositions, ro.chord_of, tables),
+                "harmony_note_rnn": None
+                if base is None
+                else harmony_statistics(base.compositions, base.chord_of, tables),
+            }
         return {
             "compositions": n,
             "table1": stats.table1(),
@@ -446,6 +558,7 @@ class RLTuner:
             "naturalness": _none_for_nan(nat.scalars()),
             "naturalness_details": nat.details(),
             "naturalness_corpus": _none_for_nan(corpus.scalars()) if corpus else None,
+            **harmony,
         }
 
     # ------------------------------------------------------------------ training
@@ -512,7 +625,8 @@ class RLTuner:
                 eps = float(
                     linear_epsilon(self.step, cfg.exploration_period, cfg.random_action_probability)
                 )
-                q, q_next = learner.q.step(env.obs, env.q_state)
+                cond = env.cond
+                q, q_next = learner.q.step(env.obs, env.q_state, cond=cond)
                 scores = action_scores(cfg.algorithm, q, env.reward_logits)
                 if cfg.stochastic_observations and cfg.exploration == "egreedy":
                     # the original: a random action is played as drawn; otherwise the note
@@ -521,7 +635,7 @@ class RLTuner:
                     action = np.where(explored, action, softmax_sample(scores, self.rng))
                 else:
                     action = learner.choose(scores, self.rng, cfg.exploration, eps)
-                obs, r_next = env.obs, env.r_next_state
+                obs, r_next, next_cond = env.obs, env.r_next_state, env.next_cond
                 prime = np.where(env.beat == 0, env.prime_index, -1)
                 out = env.step(action, q_next)
                 memory.add(
@@ -531,6 +645,8 @@ class RLTuner:
                     out.reward,
                     q_next,
                     r_next if memory.store_reward_state else None,
+                    cond,
+                    next_cond,
                 )
                 window.add_steps(out, cfg.reward_scaler)
                 self.step += b
@@ -596,6 +712,12 @@ class RLTuner:
     ) -> dict[str, float]:
         cfg = self.config
         ro = self.rollout(cfg.eval_compositions, (cfg.seed, self.step))
+        chords: dict[str, float] = {}
+        if self.progressions:
+            from rltuner.harmony import harmony_statistics
+
+            h = harmony_statistics(ro.compositions, ro.chord_of, self.harmony.tables)
+            chords = {f"eval/{k}": float(h[k]) for k in _WINDOW_HARMONY}
         row = {
             "step": self.step,
             **window.summary(),
@@ -608,6 +730,7 @@ class RLTuner:
                 linear_epsilon(self.step, cfg.exploration_period, cfg.random_action_probability)
             ),
             "charts/steps_per_second": steps_done / max(elapsed, 1e-9),
+            **chords,
         }
         self.history.append(row)
         return row
@@ -714,8 +837,10 @@ class RLTuner:
         samples = run / "samples"
         samples.mkdir(exist_ok=True)
         comps = self.generate(cfg.num_samples)
-        for i, m in enumerate(comps):
-            write_midi(m.astype(np.int64), samples / f"sample_{i:03d}.mid")
+        progs = self.progressions
+        for i, m in enumerate(comps):  # over chords: sample i plays progression i mod P
+            spans = progs[i % len(progs)].spans(cfg.num_notes) if progs else None
+            write_midi(m.astype(np.int64), samples / f"sample_{i:03d}.mid", chords=spans)
         from rltuner.report import plot_training
 
         plot_training(self.history, run / "plots")
@@ -774,11 +899,15 @@ class RLTuner:
                 "steps": self.step,
                 "base_note_rnn": self._prior_source(),
                 "prior": self._prior_record(path.parent),
+                "progressions": progressions_to_json(self.progressions),
             },
             "metrics": {},
         }
         if self.note_rnn_meta.get("encoding"):
             meta["encoding"] = dict(self.note_rnn_meta["encoding"])
+        if self.conditioned:
+            meta["config"]["cond_inputs"] = CHORD_INPUTS
+            meta["config"]["cond_features"] = CHORD_FEATURES
         arrays = self.learner.q.to_state_dict()
         if self.config.embed_prior:
             arrays.update(prior_arrays(self.prior))
@@ -807,6 +936,7 @@ class RLTuner:
             "config": self.config.to_dict(),
             "history": self.history,
             "prior": self._prior_record(d),
+            "progressions": progressions_to_json(self.progressions),
         }
         if self.note_rnn_meta.get("encoding"):
             meta["encoding"] = dict(self.note_rnn_meta["encoding"])
@@ -870,10 +1000,12 @@ class RLTuner:
         legacy = [meta["config"].get("note_rnn")]
         prior, _ = resolve_prior(path, meta.get("prior"), arrays, legacy, note_rnn)
         primer = meta.get("primer_melody")
+        progs = meta.get("progressions")
         tuner = cls(
             TunerConfig.from_dict(cfg_dict),
             prior=prior,
             primer_melody=None if primer is None else np.asarray(primer, dtype=np.int64),
+            progressions=None if progs is None else progressions_from_json(progs, str(path)),
         )
         if meta.get("encoding"):
             tuner.note_rnn_meta = {"encoding": dict(meta["encoding"])}
@@ -949,6 +1081,10 @@ def _policy_gradient_learner(note_rnn: Network, cfg: TunerConfig):
     if cfg.device != "cpu":  # the rollouts run numba; the update's torch device is the CPU's
         raise RltunerError("--algorithm kl_pg runs on the CPU only (use --device cpu)")
     return PolicyGradientLearner(note_rnn.copy(), hyper_from_config(cfg), seed=cfg.seed)
+
+
+# the harmony statistics logged per evaluation window of a run over chords
+_WINDOW_HARMONY = ("strong_beat_chord_tones", "clashes", "unresolved_non_chord_tones", "cadence")
 
 
 def _without_step(row: dict[str, Any]) -> dict[str, Any]:
