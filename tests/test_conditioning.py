@@ -223,3 +223,32 @@ def test_generate_and_evaluate_over_chords(cli, chord_run, tmp_path):
         assert m["extra"]["harmony_strong_beat_chord_tones"] is not None
     assert "Strong-beat notes that are chord tones" in r.stdout
     cli("evaluate", "bundled", "--chords", "C H", "--quiet").assert_clear_error("H")
+
+
+def test_torch_path_matches_cpu_kernels_over_chords(trained_tiny_note_rnn):
+    """--device cuda's code (torch, here on the CPU) trains a conditioned network as the fused
+    kernels do."""
+    pytest.importorskip("torch")
+    from rltuner.tuner import TunerConfig
+
+    cfg = dict(note_rnn=str(trained_tiny_note_rnn), steps=800, eval_every=800,
+               exploration_period=800, memory_size=2000, num_envs=16, eval_compositions=8,
+               seed=1, report=False, chords=[FOUR, "Am F C G"])  # fmt: skip
+    a = RLTuner(TunerConfig(**cfg))
+    a.train(None, progress=False)
+    b = RLTuner(TunerConfig(**cfg, device="torch:cpu"))
+    b.train(None, progress=False)
+    assert a.learner.adam_step[0] == b.learner.adam_step[0] > 100
+    wx = a.learner.q.layout.views(a.learner.q.theta)["l0.Wx"]
+    assert np.abs(wx[38:]).sum() > 0  # the chord rows did learn
+    np.testing.assert_allclose(a.learner.q.theta, b.learner.q.theta, atol=2e-3)
+
+
+def test_report_of_a_chord_run_shows_harmony(chord_run, tmp_path):
+    from rltuner.report import write_report
+
+    run, _ = chord_run
+    html = write_report(run, out=tmp_path / "r.html", n_samples=2, compositions=100,
+                        synth="builtin").read_text()  # fmt: skip
+    assert "Strong-beat notes that are chord tones" in html
+    assert "C G Am F" in html and "Am F C G" in html
