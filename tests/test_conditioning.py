@@ -9,12 +9,12 @@ import pytest
 
 from rltuner.conditioning import (
     CHORD_INPUTS,
+    chord_at,
     chord_input_rows,
     harmony_weights,
     progressions_from_json,
     progressions_to_json,
     resolve_progressions,
-    step_rows,
 )
 from rltuner.env import CompositionEnv, Harmony, Priming, music_theory_rewards
 from rltuner.errors import RltunerError
@@ -41,11 +41,10 @@ def test_chord_input_rows_are_pitch_classes_then_root():
                                                              50 + 7]  # fmt: skip
     assert sorted(r for r in by_symbol["Am"] if r >= 0) == [38 + 0, 38 + 4, 38 + 9, 50 + 9]
     assert rows.shape[1] == 5 and rows.max() < 38 + CHORD_INPUTS
-    # the step rows follow the progression, wrapping at the composition's end
+    # the chord at a step follows the progression, wrapping at the composition's end
     chord_of = tables.steps[[0, 0]]
-    got = step_rows(rows, chord_of, np.array([0, 32]))
-    assert np.array_equal(got[0], got[1])
-    assert np.array_equal(step_rows(rows, chord_of, np.array([8, 9]))[0], rows[chord_of[0, 8]])
+    assert np.array_equal(chord_at(chord_of, np.array([0, 32])), chord_of[:, 0])
+    assert np.array_equal(chord_at(chord_of, np.array([8, 31])), [chord_of[0, 8], chord_of[0, 31]])
 
 
 def test_harmony_weights_defaults_rules_and_overrides():
@@ -85,7 +84,8 @@ def test_env_adds_weighted_harmony_rules_as_scored_afterwards(tiny_note_rnn):
     chord_of = env.chord_of.copy()
     first_obs = env.obs.copy()
     for t in range(32):
-        assert np.array_equal(env.cond, h.rows[chord_of[:, t]])
+        chord, rows = env.cond
+        assert np.array_equal(chord, chord_of[:, t]) and rows is h.rows
         action = rng.integers(0, 38, 6)
         expect = harmony_step(env.compositions, env.beat, action, chord_of, tables,
                               env.tables.key)  # fmt: skip
@@ -225,13 +225,13 @@ def test_generate_and_evaluate_over_chords(cli, chord_run, tmp_path):
     cli("evaluate", "bundled", "--chords", "C H", "--quiet").assert_clear_error("H")
 
 
-def test_torch_path_matches_cpu_kernels_over_chords(trained_tiny_note_rnn):
+def test_torch_path_matches_cpu_kernels_over_chords(tiny_note_rnn):
     """--device cuda's code (torch, here on the CPU) trains a conditioned network as the fused
     kernels do."""
     pytest.importorskip("torch")
     from rltuner.tuner import TunerConfig
 
-    cfg = dict(note_rnn=str(trained_tiny_note_rnn), steps=800, eval_every=800,
+    cfg = dict(note_rnn=str(tiny_note_rnn), steps=800, eval_every=800,
                exploration_period=800, memory_size=2000, num_envs=16, eval_compositions=8,
                seed=1, report=False, chords=[FOUR, "Am F C G"])  # fmt: skip
     a = RLTuner(TunerConfig(**cfg))

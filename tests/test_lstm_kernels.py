@@ -30,10 +30,13 @@ def _torch_forward(theta, lay, obs, state, cond=None):
         hp, cp = state[:, so : so + h], state[:, so + h : so + 2 * h]
         z = hp @ d[f"l{l}.Wh"] + d[f"l{l}.b"]
         z = z + (d[f"l{l}.Wx"][obs] if l == 0 else x @ d[f"l{l}.Wx"])
-        if l == 0 and cond is not None:  # conditioning rows: a multi-hot part of the input
-            for c in range(cond.shape[1]):
-                live = (cond[:, c] >= 0).to(z.dtype)[:, None]
-                z = z + d["l0.Wx"][cond[:, c].clamp(min=0)] * live
+        if l == 0 and cond is not None:  # a chord's rows: a multi-hot part of the input
+            chord, rows = cond
+            for j in range(z.shape[0]):
+                if chord[j] >= 0:
+                    for r in rows[chord[j]].tolist():
+                        if r >= 0:
+                            z[j] = z[j] + d["l0.Wx"][r]
         i, f, g, o = z.split(h, 1)
         c = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
         x = torch.sigmoid(o) * torch.tanh(c)
@@ -98,11 +101,16 @@ def test_update_matches_torch_autograd(sizes, algo, threads, k):
     rew = rng.standard_normal(m).astype(np.float32)
     qs, nqs, nrs = (rng.standard_normal((m, s)).astype(np.float32) for _ in range(3))
     idx = rng.integers(0, m, (3, 16)).astype(np.int64)
-    # conditioning rows 38..42, some -1 (none), a row may repeat within an input
-    cond = np.where(rng.random((m, k)) < 0.2, -1, rng.integers(38, 43, (m, k))).astype(np.int8)
-    next_cond = np.where(rng.random((m, k)) < 0.2, -1, rng.integers(38, 43, (m, k)))
-    next_cond = next_cond.astype(np.int8)
-    ct, nct = torch.tensor(cond.astype(np.int64)), torch.tensor(next_cond.astype(np.int64))
+    # three chords of k conditioning rows in 38..42 (-1 = none; chords share rows), and the
+    # chord of each transition (-1 = none)
+    rows = np.where(rng.random((3, k)) < 0.2, -1, rng.integers(38, 43, (3, k)))
+    cond = rng.integers(-1, 3, m).astype(np.int8)
+    next_cond = rng.integers(-1, 3, m).astype(np.int8)
+    rt = torch.tensor(rows)
+    ct = [(torch.tensor(c.astype(np.int64)), rt) for c in (cond, next_cond)]
+
+    def pick(which, ii):
+        return (ct[which][0][ii], rt) if k else None
 
     th = torch.tensor(theta, requires_grad=True)
     tg = torch.tensor(target)
@@ -113,16 +121,17 @@ def test_update_matches_torch_autograd(sizes, algo, threads, k):
         o = torch.tensor(obs.astype(np.int64))[ii]
         a = torch.tensor(act.astype(np.int64))[ii]
         with torch.no_grad():
-            qn = _torch_forward(tg, lay, a, torch.tensor(nqs)[ii], nct[ii])
+            qn = _torch_forward(tg, lay, a, torch.tensor(nqs)[ii], pick(1, ii))
             if algo == 0:
                 v = qn.max(1).values
             elif algo == 1:
                 v = torch.logsumexp(qn, 1)
             else:
-                rl = _torch_forward(torch.tensor(rtheta), lay, a, torch.tensor(nrs)[ii], nct[ii])
+                rl = _torch_forward(torch.tensor(rtheta), lay, a, torch.tensor(nrs)[ii],
+                                    pick(1, ii))  # fmt: skip
                 v = torch.logsumexp(qn + torch.log_softmax(rl, 1), 1)
             y = torch.tensor(rew)[ii] + 0.5 * v
-        q = _torch_forward(th, lay, o, torch.tensor(qs)[ii], ct[ii])
+        q = _torch_forward(th, lay, o, torch.tensor(qs)[ii], pick(0, ii))
         loss = ((q.gather(1, a[:, None])[:, 0] - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -143,7 +152,7 @@ def test_update_matches_torch_autograd(sizes, algo, threads, k):
     update_many(theta, target, mm, vv, st, rtheta, lay, obs, act, rew, prime, qs, 1, nqs, nrs, idx,
                 algo, False, 0.5, 1e-3, 0.9, 0.999, 1e-8, 5.0, 0.01, out_loss, out_t,
                 threads=threads, cond=cond if k else None,
-                next_cond=next_cond if k else None)  # fmt: skip
+                next_cond=next_cond if k else None, rows=rows if k else None)  # fmt: skip
     np.testing.assert_allclose(out_loss, losses, rtol=1e-4)
     np.testing.assert_allclose(theta, th.detach().numpy(), atol=2e-6)
     np.testing.assert_allclose(target, tg.numpy(), atol=2e-6)
@@ -223,7 +232,8 @@ def test_forward_kernel_matches_torch_two_layers():
     state = rng.standard_normal((6, lay.state_size)).astype(np.float32)
     new, q = np.empty_like(state), np.empty((6, 38), np.float32)
     z, zx = np.empty(6 * 36, np.float32), np.empty(6 * 36, np.float32)
-    forward(theta, lay.lmeta, lay.ometa, obs, np.zeros((6, 0), np.int64), state, new, q, z, zx)
+    forward(theta, lay.lmeta, lay.ometa, obs, np.full(6, -1), np.zeros((0, 0), np.int64), state,
+            new, q, z, zx)  # fmt: skip
     ref = _torch_forward(torch.tensor(theta), lay, torch.tensor(obs), torch.tensor(state))
     np.testing.assert_allclose(q, ref.numpy(), atol=3e-6)
 
@@ -238,7 +248,8 @@ def test_conditioned_forward_matches_torch_and_zero_rows_change_nothing():
                     .astype(np.float32))  # fmt: skip
     wide = plain.with_cond_inputs(6)
     obs = rng.integers(0, 38, 7)
-    cond = np.where(rng.random((7, 3)) < 0.3, -1, rng.integers(38, 44, (7, 3)))
+    rows = np.where(rng.random((4, 3)) < 0.3, -1, rng.integers(38, 44, (4, 3)))
+    cond = (rng.integers(-1, 4, 7), rows)
     state = rng.standard_normal((7, plain.layout.state_size)).astype(np.float32)
     q0, s0 = plain.step(obs, state)
     q1, s1 = wide.step(obs, state, cond=cond)
@@ -246,7 +257,7 @@ def test_conditioned_forward_matches_torch_and_zero_rows_change_nothing():
     wide.layout.views(wide.theta)["l0.Wx"][38:] = rng.standard_normal((6, 36)).astype(np.float32)
     q2, _ = wide.step(obs, state, cond=cond)
     assert not np.allclose(q2, q0)
-    tc = torch.tensor(cond)
+    tc = (torch.tensor(cond[0]), torch.tensor(rows))
     ref = _torch_forward(torch.tensor(wide.theta), wide.layout, torch.tensor(obs),
                          torch.tensor(state), tc)  # fmt: skip
     np.testing.assert_allclose(q2, ref.numpy(), atol=3e-6)

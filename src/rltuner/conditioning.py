@@ -4,9 +4,11 @@ A conditioned network's layer 0 reads, besides the one-hot of the observed class
 its input weights), :data:`CHORD_INPUTS` = 24 chord features: rows ``38 + pc`` for each pitch
 class ``pc`` of the chord sounding at the step being chosen, and row ``50 + root``. The input is
 a multi-hot vector, so its product with the weights is a sum of rows; the kernels take the
-rows to add as a ``(B, K)`` integer array per step (``-1`` = none, ``K`` = the most features of
-one chord). A network made conditioned by :meth:`rltuner.network.Network.with_cond_inputs`
-starts with zero rows there, so before tuning it predicts exactly what the Note RNN predicts.
+rows of each chord as a ``(C, K)`` table (``-1``-padded, ``K`` = the most features of one
+chord) and each input's chord per step; they add a chord's rows as one precomputed sum (per
+update, not per input: the chords are few). A network made conditioned by
+:meth:`rltuner.network.Network.with_cond_inputs` starts with zero rows there, so before tuning
+it predicts exactly what the Note RNN predicts.
 
 The features at step ``t`` are those of the chord at step ``t`` (the step whose note is being
 chosen; the observation is the note of step ``t - 1``). For the transition of a composition's
@@ -29,7 +31,7 @@ __all__ = [
     "CHORD_INPUTS",
     "CHORD_FEATURES",
     "chord_input_rows",
-    "step_rows",
+    "chord_at",
     "resolve_progressions",
     "harmony_weights",
     "progressions_to_json",
@@ -55,12 +57,11 @@ def chord_input_rows(tables: HarmonyTables) -> np.ndarray:
     return out
 
 
-def step_rows(rows: np.ndarray, chord_of: np.ndarray, beat: np.ndarray) -> np.ndarray:
-    """``(B, K)`` int64 input rows at step ``beat[b]`` (modulo ``N``) of compositions whose
+def chord_at(chord_of: np.ndarray, beat: np.ndarray) -> np.ndarray:
+    """``(B,)`` int64: the chord at step ``beat[b]`` (modulo ``N``) of compositions whose
     chords per step are ``chord_of (B, N)``."""
     n = chord_of.shape[1]
-    b = np.arange(chord_of.shape[0])
-    return rows[chord_of[b, np.asarray(beat) % n]].astype(np.int64)
+    return chord_of[np.arange(chord_of.shape[0]), np.asarray(beat) % n].astype(np.int64)
 
 
 # ------------------------------------------------------------------ progressions of a run

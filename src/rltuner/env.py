@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rltuner.conditioning import chord_input_rows, step_rows
+from rltuner.conditioning import chord_at, chord_input_rows
 from rltuner.encoding import NUM_CLASSES
 from rltuner.errors import RltunerError
 from rltuner.harmony import HarmonyTables, harmony_step, harmony_step_into
@@ -161,11 +161,8 @@ class Harmony:
         self.tables = tables
         self.weights = np.asarray(weights, dtype=np.float64)
         self.conditioned = bool(conditioned)
-        self.rows = chord_input_rows(tables) if conditioned else None
-
-    @property
-    def cond_width(self) -> int:
-        return 0 if self.rows is None else int(self.rows.shape[1])
+        # (C, K) int64: every chord's conditioning input rows (a conditioned run)
+        self.rows = chord_input_rows(tables).astype(np.int64) if conditioned else None
 
     def values(self, compositions, beat, action, chord_of, key, out=None) -> np.ndarray:
         """The harmony rules' unweighted values ``(B, 5)`` of one step (written into ``out``
@@ -332,21 +329,21 @@ class CompositionEnv:
                 self.chord_of = self.harmony.tables.steps[self.progression].copy()
 
     @property
-    def cond(self) -> np.ndarray | None:
-        """The acting network's conditioning rows for the current step ``(B, K)`` (``None``
-        for an unconditioned run)."""
+    def cond(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The acting network's chord input for the current step: ``(chord (B,), rows (C,
+        K))`` (:meth:`rltuner.network.Network.step`); ``None`` for an unconditioned run."""
         h = self.harmony
         if h is None or h.rows is None:
             return None
-        return step_rows(h.rows, self.chord_of, self.beat)
+        return chord_at(self.chord_of, self.beat), h.rows
 
     @property
-    def next_cond(self) -> np.ndarray | None:
-        """The conditioning rows of the step after the current one (replay's next state)."""
+    def next_chord(self) -> np.ndarray | None:
+        """The chord ``(B,)`` of the step after the current one (the replay's next state)."""
         h = self.harmony
         if h is None or h.rows is None:
             return None
-        return step_rows(h.rows, self.chord_of, self.beat + 1)
+        return chord_at(self.chord_of, self.beat + 1)
 
     def reset(self, rows: np.ndarray | None = None) -> None:
         """Start new compositions (all, or the boolean/int ``rows``) and prime them."""

@@ -95,9 +95,9 @@ class ReplayMemory:
     memory (100,000 transitions of a 1x100 network: 80 MB instead of 160 MB). The oldest
     ``stride`` rows, whose predecessors were overwritten, are never sampled.
 
-    A chord-conditioned network (``cond_width`` K > 0) also reads, per row, ``cond`` (K,) int8:
-    the conditioning rows that went with ``obs``, and ``next_cond``: those of the next
-    observation (:mod:`rltuner.conditioning`).
+    A chord-conditioned network also reads, per row, ``cond`` int8: the chord (a row of
+    ``cond_rows (C, K)``, the chords' conditioning input rows, :mod:`rltuner.conditioning`)
+    that went with ``obs``, and ``next_cond``: that of the next observation.
     """
 
     def __init__(
@@ -107,7 +107,7 @@ class ReplayMemory:
         store_reward_state: bool,
         stride: int,
         prime_states: np.ndarray,
-        cond_width: int = 0,
+        cond_rows: np.ndarray | None = None,
     ) -> None:
         self.capacity = int(capacity)
         self.stride = int(stride)
@@ -118,8 +118,11 @@ class ReplayMemory:
         self.action = np.zeros(self.capacity, dtype=np.int8)
         self.reward = np.zeros(self.capacity, dtype=np.float32)
         self.prime = np.full(self.capacity, -1, dtype=np.int32)
-        self.cond = np.full((self.capacity, int(cond_width)), -1, dtype=np.int8)
-        self.next_cond = np.full((self.capacity, int(cond_width)), -1, dtype=np.int8)
+        rows = np.zeros((0, 0)) if cond_rows is None else cond_rows
+        self.cond_rows = np.ascontiguousarray(rows, dtype=np.int64)
+        n_cond = self.capacity if self.cond_rows.shape[0] else 1
+        self.cond = np.full(n_cond, -1, dtype=np.int8)
+        self.next_cond = np.full(n_cond, -1, dtype=np.int8)
         self.next_q_state = np.zeros((self.capacity, state_size), dtype=np.float32)
         rs = state_size if store_reward_state else 1
         self.next_r_state = np.zeros(
@@ -142,7 +145,7 @@ class ReplayMemory:
     ) -> None:
         """Append one block of ``stride`` transitions (one per composition, in slot order).
         ``prime[b]`` is the priming-table row for a composition's first transition, else -1.
-        ``cond`` / ``next_cond`` (stride, K): a conditioned network's input rows."""
+        ``cond`` / ``next_cond`` (stride,): a conditioned network's chords."""
         n = obs.shape[0]
         if n != self.stride:
             raise ValueError(f"add() takes blocks of {self.stride} transitions, got {n}")
@@ -158,7 +161,7 @@ class ReplayMemory:
             self.next_q_state[sl] = next_q_state[src]
             if self.store_reward_state:
                 self.next_r_state[sl] = next_r_state[src]
-            if self.cond.shape[1]:
+            if self.cond_rows.shape[0]:
                 self.cond[sl] = cond[src]
                 self.next_cond[sl] = next_cond[src]
             self.pos = (self.pos + k) % self.capacity
@@ -214,14 +217,14 @@ class ReplayMemory:
         }
         if self.store_reward_state:
             d["next_r_state"] = self.next_r_state
-        if self.cond.shape[1]:
+        if self.cond_rows.shape[0]:
             d["cond"], d["next_cond"] = self.cond, self.next_cond
         return d
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
         for k in ("obs", "action", "reward", "prime", "next_q_state"):
             getattr(self, k)[...] = d[k]
-        if self.cond.shape[1]:
+        if self.cond_rows.shape[0]:
             self.cond[...], self.next_cond[...] = d["cond"], d["next_cond"]
         if self.store_reward_state:
             self.next_r_state[...] = d["next_r_state"]
@@ -340,6 +343,7 @@ class Learner:
             (
                 memory.obs, memory.action, memory.reward, memory.prime, memory.prime_states,
                 memory.next_q_state, memory.next_r_state, memory.cond, memory.next_cond,
+                memory.cond_rows,
             ),
             memory.stride,
             indices,

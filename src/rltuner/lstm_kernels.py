@@ -356,12 +356,28 @@ def _copy_runs(src, dst, runs, to_canonical):
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _units_forward(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c, z):
+def _chord_sums(theta, owx, g4, rows, out):
+    """``out[c, :g4]`` = the sum of layer 0's ``Wx`` rows ``rows[c]`` (``-1`` = none; rows of
+    ``g4`` floats from offset ``owx``), added in order from zero: what chord ``c`` adds to an
+    input. Acting and learning both add these sums, so they see the same network."""
+    for c in range(rows.shape[0]):
+        for k in range(g4):
+            out[c, k] = np.float32(0.0)
+        for i in range(rows.shape[1]):
+            r = rows[c, i]
+            if r >= 0:
+                for k in range(g4):
+                    out[c, k] += theta[owx + r * g4 + k]
+
+
+@nb.njit(cache=True, fastmath=_FM, error_model="numpy")
+def _units_forward(t, l, theta, slm, obs, cid, csum, state, new_state, gates, tanh_c, z):
     """Layer ``l`` of one network for part ``t``'s units: gates (kept in ``gates``/``tanh_c``
     for the backward), new cell and output written into ``new_state``'s columns of these
     units. ``state`` is the whole previous state; layers above 0 read the layer below's new
-    output (both parts') from ``new_state``. Layer 0 adds the ``Wx`` rows ``cond[j]`` (the
-    conditioning features, ``-1`` = none) after the observation's row."""
+    output (both parts') from ``new_state``. Layer 0 adds, after the observation's row, the
+    sum of the conditioning rows of row ``j``'s chord ``cid[j]`` (``csum[cid[j]]``, made by
+    :func:`_chord_sums`; ``-1`` = none)."""
     inp, hh, h, u0, owx, owh, ob, so, hoff = slm[l, t]
     if h == 0:
         return
@@ -378,12 +394,10 @@ def _units_forward(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c,
             row = theta[owx + obs[j] * g4 : owx + (obs[j] + 1) * g4]
             for k in range(g4):
                 zl[j, k] += row[k] + bias[k]
-            for c in range(cond.shape[1]):
-                ci = np.int64(cond[j, c])
-                if ci >= 0:
-                    crow = theta[owx + ci * g4 : owx + (ci + 1) * g4]
-                    for k in range(g4):
-                        zl[j, k] += crow[k]
+            c = cid[j]
+            if c >= 0:
+                for k in range(g4):
+                    zl[j, k] += csum[c, k]
     else:
         pso = slm[l - 1, 0, 7]
         xin = np.ascontiguousarray(new_state[:, pso : pso + inp])
@@ -433,11 +447,12 @@ def _output_layer(theta, slm, ometa, new_state, q):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
-def forward(theta, lmeta, ometa, obs, cond, state, new_state, q, z, zx):
+def forward(theta, lmeta, ometa, obs, cid, rows, state, new_state, q, z, zx):
     """One LSTM step for a batch, keeping no activations (acting, sampling, priming):
     ``obs (B,)`` int classes, ``state (B, S)`` -> ``new_state (B, S)``, output ``q (B, 38)``.
-    ``cond (B, K)`` int: extra rows of layer 0's ``Wx`` added to each row's input (a
-    conditioned network's features; ``-1`` = none; ``K = 0`` for a plain network).
+    A conditioned network's input also holds row ``j``'s chord ``cid[j]`` (``-1`` = none):
+    the chord's rows ``rows[cid[j]]`` (``(C, K)``, ``-1``-padded) of layer 0's ``Wx`` are
+    added (as their sum); a plain network gets ``rows`` of shape ``(0, 0)``.
     ``z`` and ``zx`` are scratch of at least ``B * 4 * max H`` floats each.
 
     The arithmetic of every element is the update's forward (:func:`_units_forward`: the same
@@ -453,16 +468,16 @@ def forward(theta, lmeta, ometa, obs, cond, state, new_state, q, z, zx):
         hprev = np.ascontiguousarray(state[:, so : so + h])
         np.dot(hprev, theta[owh : owh + h * g4].reshape((h, g4)), zl)
         if l == 0:
+            csum = np.empty((rows.shape[0], g4), dtype=np.float32)
+            _chord_sums(theta, owx, g4, rows, csum)
             for j in range(bm):
                 r = owx + obs[j] * g4
                 for k in range(g4):
                     zl[j, k] += theta[r + k] + theta[ob + k]
-                for c in range(cond.shape[1]):
-                    ci = np.int64(cond[j, c])
-                    if ci >= 0:
-                        r = owx + ci * g4
-                        for k in range(g4):
-                            zl[j, k] += theta[r + k]
+                c = cid[j] if rows.shape[0] > 0 else -1
+                if c >= 0:
+                    for k in range(g4):
+                        zl[j, k] += csum[c, k]
         else:
             zxl = zx[: bm * g4].reshape((bm, g4))
             np.dot(xin, theta[owx : owx + inp * g4].reshape((inp, g4)), zxl)
@@ -542,8 +557,8 @@ def _copy_row(src, i, dst, j):
 @nb.njit(cache=True, error_model="numpy")
 def _forward_part(
     t, l, u, idx, theta, target, rtheta, slm, prime, prime_states, stride, next_qstate,
-    next_rstate, algo, double_dqn, o_b, a_b, oc_b, ac_b, st, nst, rst, new_st, new_nst, new_rst,
-    new_ost, gates_on, tanh_on, gates_sc, tanh_sc, z,
+    next_rstate, algo, double_dqn, o_b, a_b, oc_b, ac_b, rows, csums, st, nst, rst, new_st,
+    new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc, tanh_sc, z,
 ):  # fmt: skip
     """Part ``t`` of layer ``l`` of every forward of update ``u``: the target network at s'
     (the Reward RNN there for G, the online network there for Double DQN) and the online
@@ -560,6 +575,12 @@ def _forward_part(
                 _copy_row(next_qstate, (r - stride + cap) % cap, st[t], j)
             if algo == 2:
                 _copy_row(next_rstate, r, rst[t], j)
+        if rows.shape[0] > 0:  # the chords' input sums of the three networks, this part's units
+            owx0, g40 = slm[0, t, 4], 4 * slm[0, t, 2]
+            _chord_sums(target, owx0, g40, rows, csums[t, 0])
+            _chord_sums(theta, owx0, g40, rows, csums[t, 1])
+            if algo == 2:
+                _chord_sums(rtheta, owx0, g40, rows, csums[t, 2])
         if u + 1 < idx.shape[0]:  # the next update's rows arrive while this one computes
             s_size = next_qstate.shape[1]
             for j in range(bm):
@@ -569,14 +590,17 @@ def _forward_part(
                     _prefetch_rows(next_qstate, (r - stride + cap) % cap, s_size)
                 if algo == 2:
                     _prefetch_rows(next_rstate, r, s_size)
-    _units_forward(t, l, target, slm, a_b, ac_b, nst[t], new_nst, gates_sc[t], tanh_sc[t], z[t])
+    cs = csums[t]
+    _units_forward(t, l, target, slm, a_b, ac_b, cs[0], nst[t], new_nst, gates_sc[t],
+                   tanh_sc[t], z[t])  # fmt: skip
     if algo == 2:  # (a conditioned network's Reward RNN has zero conditioning rows)
-        _units_forward(t, l, rtheta, slm, a_b, ac_b, rst[t], new_rst, gates_sc[t], tanh_sc[t],
-                       z[t])  # fmt: skip
+        _units_forward(t, l, rtheta, slm, a_b, ac_b, cs[2], rst[t], new_rst, gates_sc[t],
+                       tanh_sc[t], z[t])  # fmt: skip
     if double_dqn:
-        _units_forward(t, l, theta, slm, a_b, ac_b, nst[t], new_ost, gates_sc[t], tanh_sc[t],
-                       z[t])  # fmt: skip
-    _units_forward(t, l, theta, slm, o_b, oc_b, st[t], new_st, gates_on[t], tanh_on[t], z[t])
+        _units_forward(t, l, theta, slm, a_b, ac_b, cs[1], nst[t], new_ost, gates_sc[t],
+                       tanh_sc[t], z[t])  # fmt: skip
+    _units_forward(t, l, theta, slm, o_b, oc_b, cs[1], st[t], new_st, gates_on[t], tanh_on[t],
+                   z[t])  # fmt: skip
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
@@ -610,8 +634,8 @@ def _sum_squares(x):
 
 
 @nb.njit(cache=True, fastmath=_FM, error_model="numpy")
-def _backward_part(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c, dh_flat, dz,
-                   grad, dh_below_flat, ranges, sq):  # fmt: skip
+def _backward_part(t, l, theta, slm, obs, cid, rows, dsum, state, new_state, gates, tanh_c,
+                   dh_flat, dz, grad, dh_below_flat, ranges, sq):  # fmt: skip
     """Part ``t`` of layer ``l``'s backward: the gate gradients of its units from ``dh``
     (``dh_flat`` holds (B, H)), then its bias, recurrent and input weights' gradients (written
     by matmuls with ``out=``) and, above layer 0, its share of the gradient at the layer
@@ -656,12 +680,21 @@ def _backward_part(t, l, theta, slm, obs, cond, state, new_state, gates, tanh_c,
                 r = obs[j] * g4
                 for n in range(g4):
                     gx[r + n] += dzl[j, n]
-                for c in range(cond.shape[1]):
-                    ci = np.int64(cond[j, c])
-                    if ci >= 0:
-                        r = ci * g4
+            if rows.shape[0] > 0:  # a chord's rows get the gate gradients of its inputs
+                for c in range(rows.shape[0]):
+                    for n in range(g4):
+                        dsum[c, n] = np.float32(0.0)
+                for j in range(bm):
+                    c = cid[j]
+                    if c >= 0:
                         for n in range(g4):
-                            gx[r + n] += dzl[j, n]
+                            dsum[c, n] += dzl[j, n]
+                for c in range(rows.shape[0]):
+                    for i in range(rows.shape[1]):
+                        r = rows[c, i] * g4
+                        if r >= 0:
+                            for n in range(g4):
+                                gx[r + n] += dsum[c, n]
         else:
             pso = slm[l - 1, 0, 7]
             xin_t = np.ascontiguousarray(new_state[:, pso : pso + inp].T)
@@ -758,7 +791,7 @@ def _make_update_loop(parallel: bool):
     prange = nb.prange if parallel else range
 
     def loop(theta, target, m, v, adam_step, rtheta, slm, ometa, ranges, obs, act, rew, prime,
-             prime_states, stride, next_qstate, next_rstate, cond, next_cond, idx, algo,
+             prime_states, stride, next_qstate, next_rstate, cond, next_cond, rows, idx, algo,
              double_dqn, gamma, lr, b1, b2, eps, clip, eta, out_loss, out_target, ws):  # fmt: skip
         # the buffers come from _workspace (allocating them here made numba's parallel
         # analysis of this function several seconds slower to compile)
@@ -767,6 +800,8 @@ def _make_update_loop(parallel: bool):
             a_b,
             oc_b,
             ac_b,
+            csums,
+            dsums,
             st,
             nst,
             rst,
@@ -800,15 +835,15 @@ def _make_update_loop(parallel: bool):
             for j in range(bm):
                 o_b[j] = obs[idx[u, j]]
                 a_b[j] = act[idx[u, j]]  # the action played = the next observation
-                for c in range(cond.shape[1]):
-                    oc_b[j, c] = cond[idx[u, j], c]
-                    ac_b[j, c] = next_cond[idx[u, j], c]
+                if rows.shape[0] > 0:  # the chords of obs and of the next observation
+                    oc_b[j] = cond[idx[u, j]]
+                    ac_b[j] = next_cond[idx[u, j]]
             for l in range(nl):
                 for t in prange(npart):
                     _forward_part(
                         np.int64(t), np.int64(l), u, idx, theta, target, rtheta, slm, prime,
                         prime_states, stride, next_qstate, next_rstate, algo, double_dqn, o_b,
-                        a_b, oc_b, ac_b, st, nst, rst,
+                        a_b, oc_b, ac_b, rows, csums, st, nst, rst,
                         new_st, new_nst, new_rst, new_ost, gates_on, tanh_on, gates_sc, tanh_sc,
                         z,
                     )  # fmt: skip
@@ -828,8 +863,8 @@ def _make_update_loop(parallel: bool):
             for l in range(nl - 1, -1, -1):
                 for t in prange(npart):
                     _backward_part(
-                        np.int64(t), np.int64(l), theta, slm, o_b, oc_b, st[t], new_st,
-                        gates_on[t], tanh_on[t], dh_buf, dz[t], grad, dhp[t], ranges, sq,
+                        np.int64(t), np.int64(l), theta, slm, o_b, oc_b, rows, dsums[t], st[t],
+                        new_st, gates_on[t], tanh_on[t], dh_buf, dz[t], grad, dhp[t], ranges, sq,
                     )  # fmt: skip
                 if l > 0:
                     _sum_parts(dhp, bm * slm[l, 0, 0], dh_buf)
@@ -848,7 +883,7 @@ _update_parallel = _make_update_loop(True)
 
 
 def _workspace(
-    sl: SplitLayout, bm: int, s_size: int, algo: int, k: int = 0
+    sl: SplitLayout, bm: int, s_size: int, algo: int, chords: int = 0
 ) -> tuple[np.ndarray, ...]:
     """Scratch buffers of the update loop for minibatches of ``bm`` (see ``loop``'s unpacking)."""
     slm = sl.lmeta
@@ -867,8 +902,10 @@ def _workspace(
     return (
         np.zeros(bm, np.int64),  # o_b
         np.zeros(bm, np.int64),  # a_b
-        np.zeros((bm, k), np.int64),  # oc_b: conditioning rows of obs
-        np.zeros((bm, k), np.int64),  # ac_b: conditioning rows of the next observation
+        np.full(bm, -1, np.int64),  # oc_b: the chord of obs (conditioned networks)
+        np.full(bm, -1, np.int64),  # ac_b: the chord of the next observation
+        parts(3, chords, 4 * hmax),  # csums: chord input sums of target, online, Reward RNN
+        parts(chords, 4 * hmax),  # dsums: gate gradients summed per chord
         parts(bm, s_size),  # st: state before obs (per part's own copy)
         parts(bm, s_size),  # nst: state after obs (s')
         parts(bm if algo == 2 else 1, s_size),  # rst: Reward-RNN state at s' (G)
@@ -1073,18 +1110,20 @@ class SplitUpdater:
         clip, eta)``."""
         sl = self.layout
         obs, act, rew, prime, prime_states, next_qstate, next_rstate = replay[:7]
-        cond, next_cond = replay[7:] if len(replay) > 7 else (None, None)
-        if cond is None:
-            cond = next_cond = np.zeros((obs.shape[0], 0), dtype=np.int8)
+        cond, next_cond, rows = replay[7:] if len(replay) > 7 else (None, None, None)
+        if rows is None or cond is None:
+            cond = next_cond = np.zeros(1, dtype=np.int8)
+            rows = np.zeros((0, 0), dtype=np.int64)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
         idx = np.ascontiguousarray(idx, dtype=np.int64)
-        key = (idx.shape[1], next_qstate.shape[1], algo, cond.shape[1])
+        key = (idx.shape[1], next_qstate.shape[1], algo, rows.shape[0])
         if self._ws_key != key:
             self._ws = _workspace(sl, *key)
             self._ws_key = key
         args = (
             self.theta, self.target, self.m, self.v, adam_step, self.reward_theta, sl.lmeta,
             self._ometa, sl.ranges, obs, act, rew, prime, prime_states, stride, next_qstate,
-            next_rstate, cond, next_cond, idx, algo, bool(double_dqn), *hyper, out_loss,
+            next_rstate, cond, next_cond, rows, idx, algo, bool(double_dqn), *hyper, out_loss,
             out_target, self._ws,
         )  # fmt: skip
         if not uses_parallel_kernel(threads):
@@ -1132,6 +1171,7 @@ def update_many(
     threads: int = 1,
     cond: np.ndarray | None = None,
     next_cond: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> None:
     """Run ``idx.shape[0]`` minibatch updates on canonical arrays (updated in place);
     minibatch ``u`` uses replay rows ``idx[u]``.
@@ -1140,8 +1180,9 @@ def update_many(
     observation = the action played), ``rew`` (M,) float32, ``next_qstate`` (M, S) float32
     (Q-network state after consuming ``obs``), ``next_rstate`` (M, S) Reward-RNN state after
     ``obs`` (G only); for a conditioned network (``layout.cond_inputs > 0``) ``cond`` /
-    ``next_cond`` (M, K) int8 the conditioning rows of ``obs`` and of the next observation
-    (``-1`` = none; omitted: none). The state *before* ``obs`` is ``prime_states[prime[r]]`` when
+    ``next_cond`` (M,) int8 the chord of ``obs`` and of the next observation (``-1`` = none)
+    and ``rows`` (C, K) each chord's conditioning rows of layer 0 (``-1``-padded). The state
+    *before* ``obs`` is ``prime_states[prime[r]]`` when
     ``prime[r] >= 0`` (first step of a composition), else ``next_qstate[(r - stride) % M]``.
     ``adam_step`` is a 1-element int64 array, incremented per update. Per update: target
     ``y = r + gamma * V(s')`` from the target network (and for G the Reward RNN at s'),
@@ -1155,7 +1196,8 @@ def update_many(
     up.load(theta, target, m, v)
     up.run(
         theta, adam_step,
-        (obs, act, rew, prime, prime_states, next_qstate, next_rstate, cond, next_cond), stride,
+        (obs, act, rew, prime, prime_states, next_qstate, next_rstate, cond, next_cond, rows),
+        stride,
         idx, algo, double_dqn, (gamma, lr, b1, b2, eps, clip, eta), out_loss, out_target,
         threads,
     )  # fmt: skip

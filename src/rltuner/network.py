@@ -49,7 +49,8 @@ def torch_device(device: str) -> str:
 
 
 _THREAD = threading.local()
-_NO_COND = np.zeros((4096, 0), dtype=np.int64)  # the conditioning of a plain network: none
+_NO_CHORD = np.full(1, -1, dtype=np.int64)  # the conditioning of a plain network: none
+_NO_ROWS = np.zeros((0, 0), dtype=np.int64)
 
 
 def _scratch(size: int) -> np.ndarray:
@@ -117,16 +118,17 @@ class Network:
         obs: np.ndarray,
         state: np.ndarray,
         out: tuple[np.ndarray, np.ndarray] | None = None,
-        cond: np.ndarray | None = None,
+        cond: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One step for a batch: ``obs (B,)`` int, ``state (B, S)`` -> ``(logits (B, 38),
         new_state (B, S))``. ``out``: float32 C-contiguous arrays of those shapes to write
-        into (not ``state``; on the CPU only). ``cond (B, K)`` int: the conditioning rows of
-        each input (:mod:`rltuner.conditioning`; ``-1`` = none), ignored by a plain network.
-        Releases the GIL on the CPU (threads may step networks at once)."""
+        into (not ``state``; on the CPU only). ``cond = (chord (B,), rows (C, K))``: each
+        input's chord (``-1`` = none) and every chord's conditioning rows
+        (:mod:`rltuner.conditioning`), ignored by a plain network. Releases the GIL on the CPU
+        (threads may step networks at once)."""
         b = obs.shape[0]
         if cond is None or not self.layout.cond_inputs:
-            cond = _NO_COND[:b] if b <= _NO_COND.shape[0] else np.zeros((b, 0), np.int64)
+            cond = (_NO_CHORD, _NO_ROWS)
         if self._stepper is not None:
             return self._stepper.step(obs, state, cond)
         if out is not None:
@@ -141,7 +143,8 @@ class Network:
             lay.lmeta,
             lay.ometa,
             np.ascontiguousarray(obs, dtype=np.int64),
-            np.ascontiguousarray(cond, dtype=np.int64),
+            np.ascontiguousarray(cond[0], dtype=np.int64),
+            np.ascontiguousarray(cond[1], dtype=np.int64),
             np.ascontiguousarray(state, dtype=np.float32),
             new_state,
             logits,

@@ -210,7 +210,7 @@ def _chunk(policy, b, num_notes, rng, priming, inv_temp, greedy, keep_probs, cho
     keep = min(keep_probs, b)
     probs = np.empty((num_notes, keep, NUM_CLASSES), dtype=np.float32) if keep else None
     for t in range(num_notes):
-        cond = None if rows is None else rows[chord_of[:, t]].astype(np.int64)
+        cond = None if rows is None else (chord_of[:, t], rows)
         q, net_state = policy.network.step(obs, net_state, out=bufs[t % 2], cond=cond)
         if prior is not None:
             rl, prior_state = prior.step(obs, prior_state, out=bufs[2 + t % 2])
@@ -268,7 +268,9 @@ def sample(
         )
     harmony = HarmonyTables.build(progs, num_notes) if progs else None
     chord_of = None if harmony is None else harmony.steps[np.arange(n) % len(progs)]
-    rows = chord_input_rows(harmony) if harmony is not None and policy.network.cond_inputs else None
+    rows = None
+    if harmony is not None and policy.network.cond_inputs:
+        rows = chord_input_rows(harmony).astype(np.int64)
 
     def run(i: int) -> None:
         s = starts[i]

@@ -30,11 +30,12 @@ def torch_forward(
     layout: NetLayout,
     obs: torch.Tensor,
     state: torch.Tensor,
-    cond: torch.Tensor | None = None,
+    cond: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM step: ``obs (B,)`` long, ``state (B, S)`` -> ``(q (B, 38), new_state (B, S))``
-    (state layout ``[h_l, c_l]`` per layer, as the CPU kernels); ``cond (B, K)`` long: a
-    conditioned network's extra input rows (``-1`` = none)."""
+    (state layout ``[h_l, c_l]`` per layer, as the CPU kernels); ``cond = (chord (B,), rows
+    (C, K))`` long: a conditioned network's chord per input (``-1`` = none) and each chord's
+    extra input rows (``-1``-padded), whose sum is added to the input."""
     x = None
     new = []
     for l, (inp, h, owx, owh, ob, so) in enumerate(layout.lmeta.tolist()):
@@ -44,10 +45,11 @@ def torch_forward(
         z = state[:, so : so + h] @ wh + theta[ob : ob + g]
         if l == 0:
             z = z + wx[obs]
-            if cond is not None and cond.shape[1] and layout.cond_inputs:
-                rows = wx[cond.clamp(min=0)] * (cond >= 0).unsqueeze(2).to(wx.dtype)
-                for c in range(rows.shape[1]):  # added one by one, in the CPU kernels' order
-                    z = z + rows[:, c]
+            if cond is not None and layout.cond_inputs:
+                chord, rows = cond
+                live = (rows >= 0).unsqueeze(2).to(wx.dtype)
+                sums = (wx[rows.clamp(min=0)] * live).sum(1)  # (C, 4H): each chord's input
+                z = z + sums[chord.clamp(min=0)] * (chord >= 0).unsqueeze(1).to(wx.dtype)
         else:
             z = z + x @ wx
         i, f, gg, o = z.split(h, 1)
@@ -90,13 +92,17 @@ class TorchStepper:
 
     @torch.no_grad()
     def step(
-        self, obs: np.ndarray, state: np.ndarray, cond: np.ndarray | None = None
+        self,
+        obs: np.ndarray,
+        state: np.ndarray,
+        cond: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         o = torch.as_tensor(np.asarray(obs, dtype=np.int64), device=self.device)
         s = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device)
         c = None
-        if cond is not None and cond.shape[1]:
-            c = torch.as_tensor(np.asarray(cond, dtype=np.int64), device=self.device)
+        if cond is not None and self.layout.cond_inputs:
+            c = tuple(torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.device)
+                      for a in cond)  # fmt: skip
         q, new = torch_forward(self.theta, self.layout, o, s, c)
         return q.cpu().numpy(), new.cpu().numpy()
 
@@ -154,9 +160,10 @@ class TorchUpdater:
             st = torch.as_tensor(memory.q_state(row), device=dev)
             nst = torch.as_tensor(memory.next_q_state[row], device=dev)
             oc = ac = None
-            if memory.cond.shape[1]:
-                oc = torch.as_tensor(memory.cond[row].astype(np.int64), device=dev)
-                ac = torch.as_tensor(memory.next_cond[row].astype(np.int64), device=dev)
+            if memory.cond_rows.shape[0]:
+                rows = torch.as_tensor(memory.cond_rows, device=dev)
+                oc = (torch.as_tensor(memory.cond[row].astype(np.int64), device=dev), rows)
+                ac = (torch.as_tensor(memory.next_cond[row].astype(np.int64), device=dev), rows)
             with torch.no_grad():
                 qn, _ = torch_forward(self.target.theta, self.layout, act, nst, ac)
                 rl = qo = None

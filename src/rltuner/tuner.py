@@ -473,7 +473,7 @@ class RLTuner:
             store_reward_state=cfg.algorithm == "g",
             stride=cfg.num_envs,
             prime_states=self.priming.table,
-            cond_width=self.harmony.cond_width if self.harmony is not None else 0,
+            cond_rows=self.harmony.rows if self.harmony is not None else None,
         )
 
     @property
@@ -635,7 +635,7 @@ class RLTuner:
                     action = np.where(explored, action, softmax_sample(scores, self.rng))
                 else:
                     action = learner.choose(scores, self.rng, cfg.exploration, eps)
-                obs, r_next, next_cond = env.obs, env.r_next_state, env.next_cond
+                obs, r_next, next_chord = env.obs, env.r_next_state, env.next_chord
                 prime = np.where(env.beat == 0, env.prime_index, -1)
                 out = env.step(action, q_next)
                 memory.add(
@@ -645,8 +645,8 @@ class RLTuner:
                     out.reward,
                     q_next,
                     r_next if memory.store_reward_state else None,
-                    cond,
-                    next_cond,
+                    None if cond is None else cond[0],
+                    next_chord,
                 )
                 window.add_steps(out, cfg.reward_scaler)
                 self.step += b
