@@ -5,7 +5,8 @@ samples, statistics and the report), alternating ``--chords "C G Am F"`` (harmon
 conditioning) and no chords, ``--rounds`` times each, one process at a time, and prints and
 writes ``benchmarks/results/harmony.json``: every run's wall seconds and peak memory (the
 largest resident set of a run's processes), the median of each side and their ratio. Run it on
-an otherwise idle machine: the ratio is the number to read.
+an otherwise idle machine: the ratio is the number to read. Short runs of both kinds go first,
+so no timed run compiles the numba kernels.
 
 Usage: ``python benchmarks/bench_harmony.py [--steps 1000000] [--rounds 2]``
 """
@@ -57,6 +58,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/harmony.json")
     args = ap.parse_args()
+    # warm-up: short runs of both kinds, so that no timed run compiles the numba kernels
+    for chords in (False, True):
+        one_run(2000, chords)
     runs = []
     for r in range(args.rounds):
         for chords in (False, True) if r % 2 == 0 else (True, False):
