@@ -252,3 +252,17 @@ def test_report_of_a_chord_run_shows_harmony(chord_run, tmp_path):
                         synth="builtin").read_text()  # fmt: skip
     assert "Strong-beat notes that are chord tones" in html
     assert "C G Am F" in html and "Am F C G" in html
+
+
+def test_chords_and_harmony_weights_from_a_config_file(cli, small_tune_args, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('chords = ["C G Am F"]\nchord_steps = 8\n[weights]\nchord_tone = 2.5\n')
+    r = cli(*small_tune_args(), "--config", cfg, "--chords", "Am F C G", "--print-config")
+    assert r.returncode == 0, r.stderr
+    assert '"C G Am F"' in r.stdout and '"Am F C G"' in r.stdout and "chord_tone = 2.5" in r.stdout
+    r = cli(*small_tune_args(steps=1600), "--config", cfg, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    tuner = RLTuner.load(tmp_path / "run")
+    w = dict(zip(HARMONY_RULE_NAMES, tuner.harmony.weights, strict=True))
+    assert w["chord_tone"] == 2.5 and w["clash"] == 1.0
+    assert [p.symbols() for p in tuner.progressions] == ["C G Am F", "Am F C G"]
