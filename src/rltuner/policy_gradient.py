@@ -173,6 +173,46 @@ def adapt_kl_coef(kl_coef: float, kl: float, target: float, rate: float) -> floa
 
 
 # ---------------------------------------------------------------------------- the learner
+class _Adam:
+    """Adam (Kingma & Ba; bias-corrected, no weight decay) with the arithmetic of
+    ``torch.optim.Adam``'s single-tensor path and the same ``state`` per parameter (``step``,
+    ``exp_avg``, ``exp_avg_sq``). Written out because constructing ``torch.optim.Adam``
+    imports ``torch._dynamo`` (93 modules, +73 MiB resident), which alone took a default kl_pg
+    run over its 500 MiB bound (``benchmarks/RESULTS.md``)."""
+
+    def __init__(self, params: list[Any], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = params
+        self.lr, (self.b1, self.b2), self.eps = float(lr), betas, float(eps)
+        self.state: dict[Any, dict[str, Any]] = {}
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.zero_()
+
+    def step(self) -> None:
+        torch = require_torch()
+        with torch.no_grad():
+            for p in self.params:
+                if p.grad is None:
+                    continue
+                st = self.state.get(p)
+                if not st:
+                    st = self.state[p] = {
+                        "step": torch.tensor(0.0),
+                        "exp_avg": torch.zeros_like(p),
+                        "exp_avg_sq": torch.zeros_like(p),
+                    }
+                st["step"] += 1
+                t = float(st["step"])
+                g, m, v = p.grad, st["exp_avg"], st["exp_avg_sq"]
+                m.lerp_(g, 1 - self.b1)
+                v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+                bias2_sqrt = math.sqrt(1 - self.b2**t)
+                denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+                p.addcdiv_(m, denom, value=-self.lr / (1 - self.b1**t))
+
+
 class PolicyGradientLearner:
     """The policy (a torch copy of the Note RNN), its value head and Adam.
 
@@ -216,11 +256,8 @@ class PolicyGradientLearner:
         with torch.no_grad():
             for p in self.value.parameters():
                 p.copy_(torch.randn(p.shape, generator=self._gen) * (1.0 / math.sqrt(p.shape[-1])))
-        self.opt = torch.optim.Adam(
-            [
-                {"params": list(self.policy.parameters())},
-                {"params": list(self.value.parameters())},
-            ],
+        self.opt = _Adam(
+            list(self.policy.parameters()) + list(self.value.parameters()),
             lr=self.hyper.learning_rate,
             eps=1e-5,
         )
