@@ -256,7 +256,7 @@ def test_report_of_a_chord_run_shows_harmony(chord_run, tmp_path):
 
 def test_chords_and_harmony_weights_from_a_config_file(cli, small_tune_args, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('chords = ["C G Am F"]\nchord_steps = 8\n[weights]\nchord_tone = 2.5\n')
+    cfg.write_text('chords = "C G Am F"\nchord_steps = 8\n[weights]\nchord_tone = 2.5\n')
     r = cli(*small_tune_args(), "--config", cfg, "--chords", "Am F C G", "--print-config")
     assert r.returncode == 0, r.stderr
     assert '"C G Am F"' in r.stdout and '"Am F C G"' in r.stdout and "chord_tone = 2.5" in r.stdout

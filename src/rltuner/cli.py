@@ -439,7 +439,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if hasattr(args, "rules"):
             del args.rules  # merged into base above
         if hasattr(args, "chords"):  # --chords adds to the config file's progressions
-            base["chords"] = list(base.get("chords", [])) + list(args.chords)
+            given = base.get("chords", [])
+            base["chords"] = ([given] if isinstance(given, str) else list(given)) + args.chords
             del args.chords
         unknown = set(base) - {f.name for f in dataclasses.fields(TunerConfig)}
         if unknown:

@@ -232,6 +232,8 @@ class TunerConfig:
                 f"unknown rule(s) in weights: {sorted(unknown)}; valid: {', '.join(RULE_NAMES)}"
                 f", {', '.join(HARMONY_RULE_NAMES)} or a user rule (--rule)"
             )
+        if isinstance(self.chords, str):  # chords = "C G Am F" in a config file: one
+            self.chords = [self.chords]
         has_chords = bool(self.chords or self.chords_file)
         user_names = {rule_name(r) for r in self.rules if r not in HARMONY_RULE_NAMES}
         chord_rules = sorted(
