@@ -286,9 +286,10 @@ def test_holds_across_a_strong_beat_keep_the_note_sounding():
 
 
 def test_resolution_of_non_chord_tones():
-    assert rules([C4, D4], E4)["resolution"] == 2.0  # passing tone C D E
-    assert rules([C4, D4], C4)["resolution"] == 2.0  # neighbour tone C D C
-    assert rules([C4, D4, 1, 1], E4)["resolution"] == 2.0  # holds in between
+    # resolved: no penalty (and no bonus)
+    assert rules([C4, D4], E4)["resolution"] == 0.0  # passing tone C D E
+    assert rules([C4, D4], C4)["resolution"] == 0.0  # neighbour tone C D C
+    assert rules([C4, D4, 1, 1], E4)["resolution"] == 0.0  # holds in between
     assert rules([C4, D4], F4)["resolution"] == -2.0  # three semitones: a leap
     assert rules([C4, D4], G4)["resolution"] == -2.0
     assert rules([C4, D4], DS4)["resolution"] == -2.0  # by step, but no chord tone
@@ -300,7 +301,7 @@ def test_resolution_of_non_chord_tones():
     assert rules([], C4)["resolution"] == 0.0
     # resolved into the next chord: F over C at step 7, G (a tone of G) at step 8
     r = rules([C4, 1, 1, 1, 1, 1, 1, F4], G4)
-    assert (r["resolution"], r["chord_tone"]) == (2.0, 3.0)
+    assert (r["resolution"], r["chord_tone"]) == (0.0, 3.0)
     r = rules([C4, 1, 1, 1, 1, 1, 1, F4], E4)  # E is a step away but not a tone of G
     assert (r["resolution"], r["chord_tone"], r["clash"]) == (-2.0, -3.0, 0.0)
     # the previous onset is judged against the chord at its own step: B over C (step 7) is a

@@ -21,7 +21,7 @@ last non-hold entry if that is a note; else none.
 ``chord_tone``     strong beat, a sounding note: +3 a tone of the chord at ``t``, −3 not
 ``clash``          strong beat, a sounding non-chord tone a semitone above a chord tone: −3
 ``resolution``     action a note or note-off, previous onset ``p`` (walking back over holds; a
-                   note-off stops the walk) a non-chord tone at its own step: +2 when the action
+                   note-off stops the walk) a non-chord tone at its own step: 0 when the action
                    is a note 1–2 semitones from ``p`` and a tone of the chord at ``t``, else −2
 ``cadence``        final step only: the last note (trailing holds/rests ignored) is the final
                    chord's root +5, another tone of it +3, anything else or no note −3
@@ -77,7 +77,7 @@ __all__ = [
     "STRONG_BEATS",
     "CHORD_TONE_REWARD",
     "CLASH_PENALTY",
-    "RESOLUTION_REWARD",
+    "UNRESOLVED_PENALTY",
     "MAX_RESOLUTION_STEP",
     "CADENCE_ROOT_REWARD",
     "CADENCE_TONE_REWARD",
@@ -437,7 +437,9 @@ DEFAULT_HARMONY_WEIGHTS: dict[str, float] = {
 STRONG_BEATS = (0, 8)  # strong beats: steps t with t % 16 in these, beats 1 and 3 of a 4/4 bar
 CHORD_TONE_REWARD = 3.0  # +3 a chord tone on a strong beat, -3 any other sounding note there
 CLASH_PENALTY = -3.0  # a strong-beat non-chord tone a semitone above a chord tone
-RESOLUTION_REWARD = 2.0  # +2 a non-chord tone resolved by step to a chord tone, else -2
+# a non-chord tone not resolved by step to a chord tone; a resolved one earns nothing (a bonus
+# paid the policy for inserting non-chord tones, chromatic ones included: docs/rules.md)
+UNRESOLVED_PENALTY = -2.0
 MAX_RESOLUTION_STEP = 2  # "by step": 1 or 2 semitones
 CADENCE_ROOT_REWARD = 5.0  # the last note is the final chord's root
 CADENCE_TONE_REWARD = 3.0  # ... another tone of the final chord
@@ -519,7 +521,7 @@ def _harmony_kernel(comps, beat, action, chord_of, chord_mask, chord_root, neigh
             and prev >= FIRST_NOTE_CLASS
             and not _in_mask(chord_mask[chord_of[b, i]], prev)
         ):
-            resolution = RESOLUTION_REWARD if _resolves(prev, a, mask) else -RESOLUTION_REWARD
+            resolution = 0.0 if _resolves(prev, a, mask) else UNRESOLVED_PENALTY
         cadence = 0.0
         if n == num_notes - 1:
             last = a
@@ -647,7 +649,7 @@ def reference_harmony_step(
         if not is_chord_tone(prev, prev_step):
             by_step = a >= FIRST_NOTE_CLASS and abs(a - prev) in range(1, MAX_RESOLUTION_STEP + 1)
             ok = by_step and is_chord_tone(a, t)
-            values["resolution"] = RESOLUTION_REWARD if ok else -RESOLUTION_REWARD
+            values["resolution"] = 0.0 if ok else UNRESOLVED_PENALTY
     if t == n - 1:
         notes = [e for e in [*comp, a] if e >= FIRST_NOTE_CLASS]
         final = chords[t]
