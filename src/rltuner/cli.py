@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rltuner.conditioning import CHORD_STEPS_HELP
 from rltuner.encoding import Key
 from rltuner.errors import RltunerError
 from rltuner.options import check_int, check_range, field_help, option
@@ -67,7 +68,6 @@ _CHORDS_HELP = (
     'chord progression to play over, e.g. "C G Am F" or "C G | Am F" (several: separate them '
     "with ';'); unset: a chord-tuned model's own"
 )
-_CHORD_STEPS_HELP = "sixteenth steps per chord of a progression without bar lines (8 = half bar)"
 
 
 @dataclass
@@ -93,7 +93,7 @@ class GenerateConfig:
     )
     note_rnn: str | None = option(None, help=_NOTE_RNN_HELP)
     chords: str | None = option(None, help=_CHORDS_HELP + "; writes a chord track too")
-    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
+    chord_steps: int = option(8, help=CHORD_STEPS_HELP)
     chord_style: str = option("block", help="chord track: block | arpeggio")
 
     def __post_init__(self) -> None:
@@ -191,7 +191,7 @@ class EvaluateConfig:
     chords: str | None = option(
         None, help=_CHORDS_HELP + "; adds the harmony statistics (chord tones, clashes, cadence)"
     )
-    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
+    chord_steps: int = option(8, help=CHORD_STEPS_HELP)
 
     def __post_init__(self) -> None:
         check_int("chord_steps", self.chord_steps, 1)
@@ -234,7 +234,7 @@ class ReportConfig:
     chords: str | None = option(
         None, help="chord progression every model plays over (unset: a chord-tuned run's own)"
     )
-    chord_steps: int = option(8, help=_CHORD_STEPS_HELP)
+    chord_steps: int = option(8, help=CHORD_STEPS_HELP)
     chord_style: str = option("block", help="chords in the players: block | arpeggio")
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from rltuner.harmony import HarmonyTables, Progression
 __all__ = [
     "CHORD_INPUTS",
     "CHORD_FEATURES",
+    "CHORD_STEPS_HELP",
     "chord_input_rows",
     "chord_at",
     "resolve_progressions",
@@ -40,18 +41,19 @@ __all__ = [
 
 CHORD_INPUTS = 24
 CHORD_FEATURES = "chord_pitch_classes_12+root_12"  # recorded in tuned checkpoints
+CHORD_STEPS_HELP = "sixteenth steps per chord of a progression without bar lines (8 = half bar)"
 _PC_ROW = NUM_CLASSES  # 38 + pitch class
 _ROOT_ROW = NUM_CLASSES + 12  # 50 + root pitch class
 
 
 def chord_input_rows(tables: HarmonyTables) -> np.ndarray:
-    """``(C, K)`` int8: the input rows of each of the tables' ``C`` chords, ``-1``-padded."""
+    """``(C, K)`` int64: the input rows of each of the tables' ``C`` chords, ``-1``-padded."""
     rows = []
     for mask, root in zip(tables.chord_mask.tolist(), tables.chord_root.tolist(), strict=True):
         pcs = [pc for pc in range(12) if (mask >> pc) & 1]
         rows.append([_PC_ROW + pc for pc in pcs] + [_ROOT_ROW + int(root)])
     k = max(len(r) for r in rows)
-    out = np.full((len(rows), k), -1, dtype=np.int8)
+    out = np.full((len(rows), k), -1, dtype=np.int64)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out

@@ -162,7 +162,7 @@ class Harmony:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.conditioned = bool(conditioned)
         # (C, K) int64: every chord's conditioning input rows (a conditioned run)
-        self.rows = chord_input_rows(tables).astype(np.int64) if conditioned else None
+        self.rows = chord_input_rows(tables) if conditioned else None
 
     def values(self, compositions, beat, action, chord_of, key, out=None) -> np.ndarray:
         """The harmony rules' unweighted values ``(B, 5)`` of one step (written into ``out``

@@ -53,9 +53,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rltuner.checkpoint import atomic_write_text
+from rltuner.conditioning import resolve_progressions
 from rltuner.encoding import C_MAJOR, FIRST_NOTE_CLASS, NUM_CLASSES, Key
 from rltuner.errors import RltunerError
-from rltuner.harmony import HarmonyTables, Progression, check_fits, parse_progression
+from rltuner.harmony import HarmonyTables, Progression, check_fits
 from rltuner.metrics import INTERVAL_NAMES, TABLE1_ROWS, CompositionStats, composition_stats
 from rltuner.naturalness import (
     bundled_reference,
@@ -746,10 +747,10 @@ def evaluate_models(
     RNN is among the models, the first tuned model's base Note RNN is added as the baseline
     column (on the same chords). ``progressions``: parsed progressions, instead of ``chords``."""
     key = Key.parse(key) if isinstance(key, str) else key
-    progs = [parse_progression(c, chord_steps, where="--chords") for c in chords]
-    progs += list(progressions or ())
-    for i, prog in enumerate(progs):
-        check_fits(prog, num_notes, where=f"--chords {chords[i]!r}" if i < len(chords) else "")
+    progs = resolve_progressions(chords, None, chord_steps, num_notes)
+    for prog in progressions or ():
+        check_fits(prog, num_notes, where="--chords")
+        progs.append(prog)
     models = [s if isinstance(s, EvalModel) else load_model(s, note_rnn=note_rnn) for s in specs]
     over_chords = bool(progs) or any(m.progressions for m in models)
     if over_chords and all(m.reward_rnn is not None for m in models):

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from rltuner.conditioning import resolve_progressions
 from rltuner.encoding import DEFAULT_QPM, class_label
 from rltuner.env import Priming
 from rltuner.errors import RltunerError
-from rltuner.harmony import check_fits, parse_progression
 from rltuner.policy import Policy, load_policy
 from rltuner.report import plot_note_probabilities, plot_piano_rolls
 
@@ -108,10 +108,7 @@ def generate(
     priming = None
     if primer_path is not None:
         priming = Priming("single_midi", policy.base, [_read_primer(primer_path)])
-    progs = [parse_progression(c, chord_steps, where="--chords") for c in chords]
-    for c, prog in zip(chords, progs, strict=True):
-        check_fits(prog, length, where=f"--chords {c!r}")
-    progs = progs or list(policy.progressions)
+    progs = resolve_progressions(chords, None, chord_steps, length) or list(policy.progressions)
     samples = policy.sample(n, length, seed, priming=priming, temperature=temperature,
                             most_probable=most_probable, probs_for=1,
                             progressions=progs or None)  # fmt: skip

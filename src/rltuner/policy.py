@@ -270,7 +270,7 @@ def sample(
     chord_of = None if harmony is None else harmony.steps[np.arange(n) % len(progs)]
     rows = None
     if harmony is not None and policy.network.cond_inputs:
-        rows = chord_input_rows(harmony).astype(np.int64)
+        rows = chord_input_rows(harmony)
 
     def run(i: int) -> None:
         s = starts[i]

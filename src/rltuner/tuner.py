@@ -34,6 +34,7 @@ from rltuner.checkpoint import atomic_write_text, load_arrays, save_arrays
 from rltuner.conditioning import (
     CHORD_FEATURES,
     CHORD_INPUTS,
+    CHORD_STEPS_HELP,
     harmony_weights,
     progressions_from_json,
     progressions_to_json,
@@ -149,9 +150,7 @@ class TunerConfig:
         help="more progressions: a text file (one per line, # comments) or a MIDI file whose "
         "accompaniment gives the chords",
     )
-    chord_steps: int = option(
-        8, help="sixteenth steps per chord of a progression without bar lines (8 = half bar)"
-    )
+    chord_steps: int = option(8, help=CHORD_STEPS_HELP)
     chord_conditioning: bool = option(
         True, help="with chords: the tuned network reads the current chord (off: rewards only)"
     )
