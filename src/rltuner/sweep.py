@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import fcntl
 import importlib.util
 import itertools
 import json
 import math
 import os
 import re
+import threading
 import time
 import tomllib
 import types
@@ -484,68 +484,6 @@ def _update_status(out: Path, name: str, entry: dict[str, Any] | None) -> None:
     atomic_write_text(out / "status.json", json.dumps(status, indent=2) + "\n")
 
 
-# ---------------------------------------------------------------------- one trial (Ray worker)
-def _run_trial(config: dict[str, Any]) -> None:
-    """The Ray Tune trainable: train the trial's run directory to the end (from its last
-    checkpoint when it has one), report every evaluation window, then evaluate it."""
-    trial = Trial(**config["trial"])
-    run = Path(config["sweep_dir"]) / "trials" / trial.name
-    run.mkdir(parents=True, exist_ok=True)
-    # a worker of a killed driver can outlive it for a moment: never train one run twice at once
-    with open(run / ".sweep.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _train_and_evaluate(trial, EvaluationSpec(**config["evaluation"]), run)
-
-
-def _train_and_evaluate(trial: Trial, ev: EvaluationSpec, run: Path) -> None:
-    from ray import tune
-
-    from rltuner.evaluate import evaluate_models, load_model, rows_matching_paper
-    from rltuner.tuner import RLTuner
-
-    info_path = run / "sweep_trial.json"
-    t0 = time.perf_counter()
-    cfg = TunerConfig.from_dict(trial.config)
-    if (run / "checkpoint" / "state.safetensors").is_file():
-        tuner = RLTuner.load(run, {"rules": cfg.rules} if cfg.rules else None)
-    else:
-        tuner = RLTuner(cfg)
-    info = _read_json(info_path, {"name": trial.name, "settings": trial.settings,
-                                  "attempts": [], "wall_seconds": 0.0})  # fmt: skip
-    import ray
-
-    node = ray.get_runtime_context().get_node_id()  # which Ray node ran this attempt
-    info["attempts"].append({"start_step": tuner.step, "wall_seconds": 0.0, "node": node})
-    last: dict[str, float] = {}
-
-    def save_info() -> None:
-        info["attempts"][-1]["wall_seconds"] = time.perf_counter() - t0
-        info["wall_seconds"] = sum(a["wall_seconds"] for a in info["attempts"])
-        atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
-
-    def on_window(row: dict[str, float]) -> None:
-        last.update(row)
-        save_info()
-        if row["step"] < tuner.config.steps:  # the last window is reported with the evaluation:
-            tune.report(dict(row))  # a scheduler's stop there must not cut the evaluation off
-
-    save_info()
-    tuner.train(run, progress=False, on_window=on_window)
-    if not last and tuner.history:
-        last.update(tuner.history[-1])
-    comp = evaluate_models(
-        [load_model(run, name=trial.name)], compositions=ev.compositions, seed=ev.seed,
-        key=cfg.key, num_notes=cfg.num_notes, workers=1,
-    )  # fmt: skip
-    m = comp.models[0]
-    rows = sum(rows_matching_paper(m.table1()).values())
-    save_info()
-    comp.write(run, stem="evaluation")  # last: its presence marks the trial finished
-    tune.report({**last, "step": tuner.step, "rows_met": rows,
-                 **{f"extra/{k}": v for k, v in m.extra.items()}})  # fmt: skip
-
-
-# ---------------------------------------------------------------------- the sweep (driver)
 def _require_ray() -> None:
     if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.tune") is None:
         raise RltunerError(INSTALL_HINT)
@@ -679,29 +617,57 @@ def run_sweep(
     return results
 
 
+def _import_ahead() -> None:
+    """Import what the driver needs after ``ray.init`` (Ray Tune ~0.6 s, matplotlib for the
+    result plots ~0.2 s) while ``ray.init`` waits for the local Ray's processes to start."""
+    try:
+        import ray.tune  # noqa: F401
+
+        from rltuner.report import _pyplot
+
+        _pyplot()
+    except Exception:  # noqa: BLE001 -- the main thread imports them again and reports errors
+        pass
+
+
 def _tune(out: Path, spec: SweepSpec, todo: list[Trial], trials: list[Trial],
           options: SweepConfig, quiet: bool) -> dict[str, float]:  # fmt: skip
     import ray
-    from ray import tune
 
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own one line per trial, no tables
+    # Tune's automatic TensorBoard logger would import torch in the driver (~1 s before the
+    # first trial can start) to repeat what every trial writes itself: Tune's CSV and JSON
+    # loggers are passed below instead
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    importer = threading.Thread(target=_import_ahead, daemon=True)
+    importer.start()
     if any(TunerConfig.from_dict(t.config).device == "cpu" for t in todo):
         from rltuner.warmup import ensure_compiled
 
         # compile once here, not in every trial at once
         ensure_compiled(max(t.config["threads"] for t in todo), announce=not quiet)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own one line per trial, no tables
     t0 = time.perf_counter()
     started = False
     if not ray.is_initialized():
         if options.address:
             ray.init(address=options.address, log_to_driver=False, logging_level="WARNING")
         else:
-            # "local": a new Ray of our own, even when a `ray start` cluster runs here
+            # "local": a new Ray of our own, even when a `ray start` cluster runs here. No
+            # workers are started ahead: Tune's trial actors carry their own runtime
+            # environment and cannot use them (starting them slowed ray.init by 0.3-1 s)
             ray.init(address="local", num_cpus=options.num_cpus or os.cpu_count(),
                      include_dashboard=False,
                      object_store_memory=options.object_store_mb * 2**20, log_to_driver=False,
-                     logging_level="WARNING")  # fmt: skip
+                     logging_level="WARNING",
+                     _system_config={"enable_worker_prestart": False,
+                                     "prestart_worker_first_driver": False})  # fmt: skip
         started = True
+    importer.join()
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from rltuner.sweep_trial import run_trial
+
     ray_start = time.perf_counter() - t0
     scheduler = None
     if options.scheduler == "asha":
@@ -715,7 +681,7 @@ def _tune(out: Path, spec: SweepSpec, todo: list[Trial], trials: list[Trial],
         )  # fmt: skip
     attempt = 1 + sum(1 for p in (out / "ray").glob("tune-*")) if (out / "ray").is_dir() else 1
     tuner = tune.Tuner(
-        tune.with_resources(_run_trial, {"cpu": options.cpus_per_trial, "gpu": options.gpus}),
+        tune.with_resources(run_trial, {"cpu": options.cpus_per_trial, "gpu": options.gpus}),
         param_space={
             "trial": tune.grid_search([t.to_dict() for t in todo]),
             "evaluation": dataclasses.asdict(spec.evaluation),
@@ -732,7 +698,11 @@ def _tune(out: Path, spec: SweepSpec, todo: list[Trial], trials: list[Trial],
             name=f"tune-{attempt}",
             storage_path=str(out / "ray"),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=[_make_callback(out, trials, quiet)],
+            callbacks=[
+                _make_callback(out, trials, quiet),
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+            ],
             verbose=0,
         ),
     )
