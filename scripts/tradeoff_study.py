@@ -87,6 +87,19 @@ def run_one(job: dict) -> dict:
     return row
 
 
+class _Inline:
+    """``--workers 1``: the runs one after the other in this process (a pool's interface)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+
 def jobs(args: argparse.Namespace) -> list[dict]:
     knobs = {
         "q": ("reward_scaler", args.c_values),
@@ -251,7 +264,7 @@ def acceptance(out: Path, value: float, n: int) -> dict:
     return data
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tradeoff_study", help="output folder")
     ap.add_argument("--steps", type=int, default=1_000_000, help="composed notes per run")
@@ -270,7 +283,7 @@ def main() -> None:
     ap.add_argument("--acceptance", type=float, metavar="BETA",
                     help="only evaluate the saved kl_pg policies of this beta on 100,000 "
                     "compositions each (the issue's acceptance numbers)")  # fmt: skip
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.acceptance is not None:
@@ -279,7 +292,9 @@ def main() -> None:
     todo = jobs(args)
     t0 = time.perf_counter()
     if not args.plots_only:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        with (
+            ProcessPoolExecutor(max_workers=args.workers) if args.workers > 1 else _Inline() as pool
+        ):
             for row in pool.map(run_one, todo):
                 print(f"[{time.perf_counter() - t0:7.0f} s] {row['algorithm']} "
                       f"{row['knob']}={row['value']:g} seed {row['seed']}: rows {row['rows']}, "
