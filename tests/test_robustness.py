@@ -14,7 +14,7 @@ import pytest
 
 from rltuner.checkpoint import load_arrays
 from rltuner.errors import RltunerError
-from rltuner.tuner import RLTuner
+from rltuner.tuner import RLTuner, has_checkpoint
 
 _TUNE_FLAGS = [
     "--steps",
@@ -346,3 +346,29 @@ def test_ctrl_c_mid_window_then_resume_logs_what_an_uninterrupted_run_logs(
     b, _ = load_arrays(cut / "tuned.safetensors")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_run_stopped_before_its_first_checkpoint_starts_over(small_config, tmp_path):
+    """A kill during the first checkpoint write can leave ``checkpoint/`` without a state file:
+    nothing to resume, so a new run there starts over instead of refusing the folder (a
+    sweep's trial killed at that moment is then simply run from the start)."""
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.safetensors.tmp123").write_bytes(b"torn")
+    (run / "metrics.jsonl").write_text('{"step": 16')
+    assert not has_checkpoint(run)
+    cfg = small_config(steps=1600)
+    RLTuner(cfg).train(run, progress=False)
+    assert has_checkpoint(run)
+    assert not (run / "checkpoint" / "state.safetensors.tmp123").exists()
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [
+        1600
+    ]
+    # a real checkpoint, even only the previous one (a crash between the two renames), is a
+    # run that can be continued: a new run there is refused unless forced
+    os.replace(
+        run / "checkpoint" / "state.safetensors", run / "checkpoint" / "previous.safetensors"
+    )
+    assert has_checkpoint(run)
+    with pytest.raises(RltunerError, match="already holds a run"):
+        RLTuner(cfg).train(run, progress=False)

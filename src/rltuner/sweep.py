@@ -61,7 +61,7 @@ from rltuner.checkpoint import atomic_write_text
 from rltuner.errors import RltunerError
 from rltuner.options import option
 from rltuner.sweep_results import collect, write_results
-from rltuner.tuner import TunerConfig
+from rltuner.tuner import TunerConfig, has_checkpoint
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -468,7 +468,7 @@ def trial_states(out: Path, trials: list[Trial]) -> dict[str, str]:
             states[t.name] = "finished"
         elif t.name in status:
             states[t.name] = status[t.name]["status"]
-        elif (run / "checkpoint" / "state.safetensors").is_file():
+        elif has_checkpoint(run):
             states[t.name] = "running"
         else:
             states[t.name] = "pending"

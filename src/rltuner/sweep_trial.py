@@ -12,44 +12,41 @@ import fcntl
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rltuner.sweep import EvaluationSpec, Trial
+from typing import Any
 
 
 def run_trial(config: dict[str, Any]) -> None:
     """The Ray Tune trainable: train the trial's run directory to the end (from its last
     checkpoint when it has one), report every evaluation window, then evaluate it."""
     t0 = time.perf_counter()
-    from rltuner.sweep import EvaluationSpec, Trial
-
-    trial = Trial(**config["trial"])
-    run = Path(config["sweep_dir"]) / "trials" / trial.name
+    trial = config["trial"]  # rltuner.sweep.Trial as a dict: name, settings, config
+    run = Path(config["sweep_dir"]) / "trials" / trial["name"]
     run.mkdir(parents=True, exist_ok=True)
     # a worker of a killed driver can outlive it for a moment: never train one run twice at once
     with open(run / ".sweep.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _train_and_evaluate(trial, EvaluationSpec(**config["evaluation"]), run, t0)
+        _train_and_evaluate(trial, config["evaluation"], run, t0)
 
 
-def _train_and_evaluate(trial: Trial, ev: EvaluationSpec, run: Path, t0: float) -> None:
+def _train_and_evaluate(trial: dict[str, Any], ev: dict[str, Any], run: Path, t0: float) -> None:
     import ray
     from ray import tune
 
     from rltuner.checkpoint import atomic_write_text
     from rltuner.evaluate import evaluate_models, load_model, rows_matching_paper
-    from rltuner.sweep import _read_json
-    from rltuner.tuner import RLTuner, TunerConfig
+    from rltuner.tuner import RLTuner, TunerConfig, has_checkpoint
 
     info_path = run / "sweep_trial.json"
-    cfg = TunerConfig.from_dict(trial.config)
-    if (run / "checkpoint" / "state.safetensors").is_file():
+    cfg = TunerConfig.from_dict(trial["config"])
+    if has_checkpoint(run):
         tuner = RLTuner.load(run, {"rules": cfg.rules} if cfg.rules else None)
-    else:
+    else:  # never started, or stopped before its first checkpoint was whole: from the start
         tuner = RLTuner(cfg)
-    info = _read_json(info_path, {"name": trial.name, "settings": trial.settings,
-                                  "attempts": [], "wall_seconds": 0.0})  # fmt: skip
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        info = {"name": trial["name"], "settings": trial["settings"], "attempts": [],
+                "wall_seconds": 0.0}  # fmt: skip
     node = ray.get_runtime_context().get_node_id()  # which Ray node ran this attempt
     info["attempts"].append({"start_step": tuner.step, "wall_seconds": 0.0, "node": node})
     last: dict[str, float] = {}
@@ -70,7 +67,7 @@ def _train_and_evaluate(trial: Trial, ev: EvaluationSpec, run: Path, t0: float) 
     if not last and tuner.history:
         last.update(tuner.history[-1])
     comp = evaluate_models(
-        [load_model(run, name=trial.name)], compositions=ev.compositions, seed=ev.seed,
+        [load_model(run, name=trial["name"])], compositions=ev["compositions"], seed=ev["seed"],
         key=cfg.key, num_notes=cfg.num_notes, workers=1,
     )  # fmt: skip
     m = comp.models[0]

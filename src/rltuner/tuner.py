@@ -755,7 +755,7 @@ class RLTuner:
         self.save_checkpoint(run)
 
     def _prepare_run_dir(self, run: Path, fresh: bool, force: bool) -> None:
-        if fresh and (run / "checkpoint").exists() and not force:
+        if fresh and has_checkpoint(run) and not force:
             raise RltunerError(
                 f"{run}: already holds a run; continue it (rltuner tune --resume {run}, or "
                 "RLTuner.load) or start over (--force, or train(..., force=True))"
@@ -1070,6 +1070,15 @@ def _load_run_checkpoint(run: Path) -> tuple[Path, dict[str, np.ndarray], dict[s
 
 
 # what a run writes into its directory (removed when a new run starts over there)
+def has_checkpoint(run: str | os.PathLike) -> bool:
+    """Whether the run directory ``run`` holds a checkpoint to resume from:
+    ``checkpoint/state.safetensors``, or ``previous.safetensors`` alone when a crash fell
+    between the two renames of a checkpoint write. A run stopped before its first checkpoint was
+    whole has neither (at most the empty folder): nothing to resume, it starts over."""
+    d = Path(run) / "checkpoint"
+    return (d / "state.safetensors").exists() or (d / "previous.safetensors").exists()
+
+
 _RUN_OUTPUTS = (
     "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
     "tuned.safetensors", "stats.json", "samples", "plots", "report.html",
