@@ -31,9 +31,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
 LABELS = {"q": "Q", "psi": "Ψ", "g": "G", "kl_pg": "KL-PG"}
 COLORS = {"q": "tab:blue", "psi": "tab:orange", "g": "tab:green", "kl_pg": "tab:red"}
 METRICS = ("rows", "mean_r_mt", "kl", "mean_log_p", "ngram", "distinct8", "top8", "interval_tv")
@@ -314,4 +311,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # one thread per run (the runs themselves go side by side); set before anything imports numba
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,9 @@ def _script():
 
 
 def test_tiny_study_writes_runs_summary_and_plot(tmp_path, capsys):
+    threads_before = os.environ.get("NUMBA_NUM_THREADS")
     script = _script()
+    assert os.environ.get("NUMBA_NUM_THREADS") == threads_before  # importing it sets nothing
     out = tmp_path / "study"
     argv = ["--out", str(out), "--steps", "8192", "--seeds", "1", "--compositions", "64",
             "--algorithms", "kl_pg", "q", "--c-values", "2", "--kl-values", "5",
