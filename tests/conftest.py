@@ -2,6 +2,7 @@
 configuration for every test that tunes, and the ``rltuner`` command run in-process or as a
 process."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,6 +25,21 @@ SMALL_RUN = dict(
     seed=3,
     report=False,
 )
+
+
+@pytest.fixture
+def load_script():
+    """``load_script(name)``: the module ``scripts/NAME.py`` (the scripts are not a package),
+    executed afresh."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def config_flags(values: dict) -> list[str]:

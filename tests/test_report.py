@@ -3,7 +3,6 @@ when it is installed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -26,8 +25,6 @@ from rltuner.report import (
     read_history,
     write_report,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _history_rows(n: int = 4) -> list[dict]:
@@ -134,21 +131,14 @@ def test_cli_report(run_dir, tmp_path):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
-def _chromium_checker():
-    spec = importlib.util.spec_from_file_location(
-        "check_report_chromium", ROOT / "scripts" / "check_report_chromium.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 NO_CHROMIUM = shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists()
 
 
 @pytest.mark.skipif(NO_CHROMIUM, reason="headless Chromium not installed (apt install chromium)")
-def test_report_in_headless_chromium(report, tmp_path):
-    record = _chromium_checker().check_report(report, screenshot=tmp_path / "shot.png")
+def test_report_in_headless_chromium(report, tmp_path, load_script):
+    record = load_script("check_report_chromium").check_report(
+        report, screenshot=tmp_path / "shot.png"
+    )
     assert record["ok"], record
     assert record["images_decoded"] == record["images"] >= 10
     assert record["audio_with_duration"] == record["audio"] == 6

@@ -3,7 +3,6 @@ evaluates them, and rewrites only the README's marked Results block."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,24 +14,15 @@ from rltuner.metrics import TABLE1_ROWS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_table1", ROOT / "scripts" / "reproduce_table1.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_readme_has_one_generated_block():
-    script = _script()
+def test_the_readme_has_one_generated_block(load_script):
+    script = load_script("reproduce_table1")
     text = (ROOT / "README.md").read_text()
     assert text.count(script.BEGIN) == 1 and text.count(script.END) == 1
     assert text.index(script.BEGIN) < text.index(script.END)
 
 
-def test_tiny_reproduction_regenerates_the_block(tmp_path, tiny_note_rnn, monkeypatch):
-    script = _script()
+def test_tiny_reproduction_regenerates_the_block(tmp_path, tiny_note_rnn, monkeypatch, load_script):
+    script = load_script("reproduce_table1")
     readme = tmp_path / "README.md"
     before, after = "# title\n\nintro text\n\n", "\n\nclosing text\n"
     readme.write_text(f"{before}{script.BEGIN}\nSTALE TABLE\n{script.END}{after}")
@@ -65,8 +55,8 @@ def test_tiny_reproduction_regenerates_the_block(tmp_path, tiny_note_rnn, monkey
     assert any(len(set(vals["q"])) == 2 for vals in summary["rows"].values())
 
 
-def test_a_readme_without_the_markers_is_refused(tmp_path):
-    script = _script()
+def test_a_readme_without_the_markers_is_refused(tmp_path, load_script):
+    script = load_script("reproduce_table1")
     readme = tmp_path / "README.md"
     readme.write_text("no block here\n")
     with pytest.raises(RltunerError, match="needs exactly one block"):
@@ -74,8 +64,8 @@ def test_a_readme_without_the_markers_is_refused(tmp_path):
     assert readme.read_text() == "no block here\n"
 
 
-def test_cells_show_mean_and_spread():
-    script = _script()
+def test_cells_show_mean_and_spread(load_script):
+    script = load_script("reproduce_table1")
     assert script._cell([0.70, 0.72, 0.74], percent=True) == "72.0% ± 2.0"
     assert script._cell([-0.10, -0.20, -0.30], percent=False) == "−0.20 ± 0.10"
     assert script._cell([0.5], percent=True) == "50.0%"

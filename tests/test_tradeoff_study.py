@@ -4,26 +4,13 @@ exists is not run again)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "tradeoff_study", ROOT / "scripts" / "tradeoff_study.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_study_writes_runs_summary_and_plot(tmp_path, capsys):
+def test_tiny_study_writes_runs_summary_and_plot(tmp_path, capsys, load_script):
     threads_before = os.environ.get("NUMBA_NUM_THREADS")
-    script = _script()
+    script = load_script("tradeoff_study")
     assert os.environ.get("NUMBA_NUM_THREADS") == threads_before  # importing it sets nothing
     out = tmp_path / "study"
     argv = ["--out", str(out), "--steps", "8192", "--seeds", "1", "--compositions", "64",
