@@ -1069,7 +1069,6 @@ def _load_run_checkpoint(run: Path) -> tuple[Path, dict[str, np.ndarray], dict[s
     )
 
 
-# what a run writes into its directory (removed when a new run starts over there)
 def has_checkpoint(run: str | os.PathLike) -> bool:
     """Whether the run directory ``run`` holds a checkpoint to resume from:
     ``checkpoint/state.safetensors``, or ``previous.safetensors`` alone when a crash fell
@@ -1079,6 +1078,7 @@ def has_checkpoint(run: str | os.PathLike) -> bool:
     return (d / "state.safetensors").exists() or (d / "previous.safetensors").exists()
 
 
+# what a run writes into its directory (removed when a new run starts over there)
 _RUN_OUTPUTS = (
     "config.json", "config.toml", "metrics.jsonl", "metrics.csv", "checkpoint", "tensorboard",
     "tuned.safetensors", "stats.json", "samples", "plots", "report.html",
