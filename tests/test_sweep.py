@@ -204,8 +204,14 @@ def clean_sweep(ray_session, tiny_note_rnn, tmp_path_factory):
     return tmp / "sweep", spec, results
 
 
+_TUNE_VARIABLES = ("RAY_AIR_NEW_OUTPUT", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
+_ENVIRONMENT_BEFORE = {k: os.environ.get(k) for k in _TUNE_VARIABLES}  # before any sweep here
+
+
 def test_sweep_rows_equal_tune_plus_evaluate(clean_sweep, tmp_path):
     out, spec, results = clean_sweep
+    # the Tune settings of the sweep were for the sweep only: the caller's environment is as it was
+    assert {k: os.environ.get(k) for k in _TUNE_VARIABLES} == _ENVIRONMENT_BEFORE
     rows = results["trials"]
     assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
     assert [r["settings"] for r in rows] == [{"seed": s, "algorithm": a}

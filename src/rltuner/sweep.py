@@ -38,6 +38,7 @@ kept, the others continue from their checkpoints. The results are written by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib.util
@@ -51,6 +52,7 @@ import time
 import tomllib
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -603,7 +605,8 @@ def run_sweep(
               flush=True)  # fmt: skip
     wall = {"ray_start": 0.0, "tune": 0.0}
     if todo:
-        wall.update(_tune(out, spec, todo, trials, options, quiet))
+        with _environment_defaults(TUNE_ENVIRONMENT):
+            wall.update(_tune(out, spec, todo, trials, options, quiet))
     t0 = time.perf_counter()
     results = collect_results(out)
     paths = write_results(out, results)
@@ -615,6 +618,25 @@ def run_sweep(
         print(f"{', '.join(f'{n} {s}' for s, n in counts.items())}; results: "
               f"{paths['csv'].parent}/results.csv|json|md, plots/", flush=True)  # fmt: skip
     return results
+
+
+#: Ray Tune settings for the sweep's run, read from the environment (a user's own values win):
+#: our own one line per trial instead of Tune's tables; and no automatic loggers, because Tune's
+#: TensorBoard logger would import torch in the driver (~1 s before the first trial can start)
+#: to repeat what every trial writes itself (Tune's CSV and JSON loggers are passed instead).
+TUNE_ENVIRONMENT = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+
+
+@contextlib.contextmanager
+def _environment_defaults(values: dict[str, str]) -> Iterator[None]:
+    """Set the variables of ``values`` that are not set, for the ``with`` block only."""
+    added = [k for k in values if k not in os.environ]
+    os.environ.update({k: values[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _import_ahead() -> None:
@@ -634,11 +656,6 @@ def _tune(out: Path, spec: SweepSpec, todo: list[Trial], trials: list[Trial],
           options: SweepConfig, quiet: bool) -> dict[str, float]:  # fmt: skip
     import ray
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own one line per trial, no tables
-    # Tune's automatic TensorBoard logger would import torch in the driver (~1 s before the
-    # first trial can start) to repeat what every trial writes itself: Tune's CSV and JSON
-    # loggers are passed below instead
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     importer = threading.Thread(target=_import_ahead, daemon=True)
     importer.start()
     if any(TunerConfig.from_dict(t.config).device == "cpu" for t in todo):
