@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rltuner.checkpoint import atomic_write_text
 from rltuner.encoding import C_MAJOR
 from rltuner.harmony import (
     COMMON_PROGRESSIONS,
@@ -156,8 +157,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.3f}" for k, v in stats.items())
     )
     out = Path(__file__).parent / "results" / "chords.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
 

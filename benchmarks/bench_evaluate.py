@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rltuner.checkpoint import atomic_write_text
 from rltuner.env import Network, load_network
 from rltuner.evaluate import EvalModel, bundled_note_rnn_path, default_workers, evaluate_model
 from rltuner.lstm_kernels import NetLayout
@@ -128,8 +129,7 @@ def main() -> None:
         "naturalness": naturalness,
     }
     path = Path(__file__).parent / "results" / "evaluate.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(out, indent=2) + "\n")
     print(f"load average (1 min) {load:.2f}; wrote {path}")
 
 

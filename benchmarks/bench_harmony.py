@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rltuner.checkpoint import atomic_write_text
+
 CHORDS = "C G Am F"
 
 
@@ -86,8 +88,7 @@ def main() -> None:
     }
     print(f"median: without chords {plain:.2f} s, with {CHORDS!r} {over:.2f} s, "
           f"ratio {over / plain:.3f}")  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rltuner.checkpoint import atomic_write_text
+
 
 def full_run(steps: int, report: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,8 +64,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results" / "kl_pg.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

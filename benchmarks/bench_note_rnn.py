@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rltuner.checkpoint import atomic_write_text
 from rltuner.network import Network
 from rltuner.note_rnn import NoteRNN, NoteRNNConfig, TrainConfig, _epoch_windows, _train_step
 from rltuner.policy import Policy
@@ -113,8 +114,7 @@ def main() -> None:
         "results": results,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
 
 

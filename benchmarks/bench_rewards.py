@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rltuner.checkpoint import atomic_write_text
 from rltuner.metrics import composition_stats
 from rltuner.rewards import (
     LeapState,
@@ -100,8 +101,7 @@ def main() -> None:
     print(f"composition_stats: {m} x {N} in {best:.3f} s ({m / best:,.0f} compositions/s)")
 
     out = Path(__file__).parent / "results" / "rewards.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 
 

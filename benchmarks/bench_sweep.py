@@ -94,8 +94,9 @@ def main() -> None:
     print(f"sequential: tune {tune_s:.1f} s + evaluate {eval_s:.1f} s = {tune_s + eval_s:.1f} s")
     print(f"speed-up: {out['speedup_vs_tune_and_evaluate']:.2f}x (vs tune + evaluate), "
           f"{out['speedup_vs_tune_only']:.2f}x (vs tune alone)")  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    from rltuner.checkpoint import atomic_write_text  # after OMP_NUM_THREADS is set
+
+    atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ def main() -> None:
         out["full_default_run"] = f = full_run()
         print(f"full default run: {f['wall_seconds']:.1f} s, peak RSS {f['peak_rss_mib']:.0f} MiB")
     path = Path(__file__).parent / "results" / "tune.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    from rltuner.checkpoint import atomic_write_text  # after OMP_NUM_THREADS is set
+
+    atomic_write_text(path, json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
 
 
