@@ -31,8 +31,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-LABELS = {"q": "Q", "psi": "Ψ", "g": "G", "kl_pg": "KL-PG"}
-COLORS = {"q": "tab:blue", "psi": "tab:orange", "g": "tab:green", "kl_pg": "tab:red"}
+# "kl_pg+natural": kl_pg with its "natural" constraint preset (rltuner.constraints);
+# "kl_pg": without constraints (the study's first runs, before the preset existed)
+LABELS = {"q": "Q", "psi": "Ψ", "g": "G", "kl_pg": "KL-PG",
+          "kl_pg+natural": "KL-PG + bounds"}  # fmt: skip
+COLORS = {"q": "tab:blue", "psi": "tab:orange", "g": "tab:green", "kl_pg": "tab:red",
+          "kl_pg+natural": "tab:purple"}  # fmt: skip
 METRICS = ("rows", "mean_r_mt", "kl", "mean_log_p", "ngram", "distinct8", "top8", "interval_tv")
 
 
@@ -45,7 +49,10 @@ def run_one(job: dict) -> dict:
     out = Path(job["path"])
     if out.exists():
         return json.loads(out.read_text())
-    kw = {"algorithm": job["algorithm"], job["knob"]: job["value"], "seed": job["seed"]}
+    algorithm, _, preset = job["algorithm"].partition("+")
+    kw = {"algorithm": algorithm, job["knob"]: job["value"], "seed": job["seed"]}
+    if algorithm == "kl_pg":
+        kw["constraints"] = preset or "none"
     if job["knob"] == "target_kl":
         kw["kl_coef"] = job["kl_coef_start"]
     cfg = TunerConfig(steps=job["steps"], eval_every=10**12, report=False, threads=1, **kw)
@@ -103,6 +110,7 @@ def jobs(args: argparse.Namespace) -> list[dict]:
         "psi": ("reward_scaler", args.c_values),
         "g": ("reward_scaler", args.c_values),
         "kl_pg": (args.kl_knob, args.kl_values),
+        "kl_pg+natural": (args.kl_knob, args.kl_values),
     }
     out = []
     for seed in range(args.seeds):
@@ -113,7 +121,7 @@ def jobs(args: argparse.Namespace) -> list[dict]:
                 out.append({"algorithm": alg, "knob": knob, "value": v, "seed": seed,
                             "steps": args.steps, "compositions": args.compositions,
                             "kl_coef_start": args.kl_coef_start, "name": name,
-                            "save_model": alg == "kl_pg",
+                            "save_model": alg.startswith("kl_pg"),
                             "path": str(Path(args.out) / "runs" / f"{name}.json")})  # fmt: skip
     return out
 
@@ -139,16 +147,16 @@ def summarise(rows: list[dict]) -> list[dict]:
 def dominance(summary: list[dict]) -> list[dict]:
     """For each Q/Ψ/G point: is there a kl_pg point with no more KL, at least as many rows and a
     higher trigram likelihood (the issue's criterion, on means over seeds)?"""
-    pg = [s for s in summary if s["algorithm"] == "kl_pg"]
+    pg = [s for s in summary if s["algorithm"].startswith("kl_pg")]
     checks = []
     for s in summary:
-        if s["algorithm"] == "kl_pg":
+        if s["algorithm"].startswith("kl_pg"):
             continue
         wins = [p for p in pg if p["kl"] <= s["kl"] and p["rows"] >= s["rows"]
                 and p["ngram"] > s["ngram"]]  # fmt: skip
         checks.append({"algorithm": s["algorithm"], "value": s["value"], "kl": s["kl"],
                        "rows": s["rows"], "ngram": s["ngram"], "dominated": bool(wins),
-                       "by": [p["value"] for p in wins]})  # fmt: skip
+                       "by": [f"{p['algorithm']} {p['value']:g}" for p in wins]})  # fmt: skip
     return checks
 
 
@@ -226,14 +234,14 @@ def write_summary(rows: list[dict], out: Path) -> dict:
         lines.append(
             f"- {LABELS[c['algorithm']]} c={c['value']:g} (KL {c['kl']:.3f}, rows "
             f"{c['rows']:.1f}, LL {c['ngram']:.2f}): "
-            + (f"dominated by β={c['by']}" if c["dominated"] else "NOT dominated")
+            + (f"dominated by {', '.join(c['by'])}" if c["dominated"] else "NOT dominated")
         )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return data
 
 
-def acceptance(out: Path, value: float, n: int) -> dict:
+def acceptance(out: Path, value: float, n: int, algorithm: str = "kl_pg") -> dict:
     """The issue's acceptance numbers for kl_pg at ``kl_coef = value`` (the default setting):
     each saved seed's policy evaluated on ``n`` compositions, and the mean over seeds."""
     import numpy as np
@@ -241,7 +249,7 @@ def acceptance(out: Path, value: float, n: int) -> dict:
     from rltuner.evaluate import evaluate_model, load_model, rows_matching_paper
 
     per_seed = []
-    for path in sorted((out / "runs").glob(f"kl_pg_kl_coef_{value:g}_seed*.safetensors")):
+    for path in sorted((out / "runs").glob(f"{algorithm}_kl_coef_{value:g}_seed*.safetensors")):
         ev, _ = evaluate_model(load_model(path), n, seed=7)
         met = rows_matching_paper(ev.table1())
         per_seed.append({
@@ -255,9 +263,9 @@ def acceptance(out: Path, value: float, n: int) -> dict:
         print(json.dumps(per_seed[-1]), flush=True)
     keys = ("rows", "mean_log_p", "kl", "distinct8", "top8", "interval_tv", "ngram")
     mean = {k: float(np.mean([r[k] for r in per_seed])) for k in keys} if per_seed else {}
-    data = {"kl_coef": value, "compositions": n, "seeds": len(per_seed), "mean": mean,
-            "per_seed": per_seed}  # fmt: skip
-    (out / "acceptance.json").write_text(json.dumps(data, indent=1) + "\n")
+    data = {"algorithm": algorithm, "kl_coef": value, "compositions": n,
+            "seeds": len(per_seed), "mean": mean, "per_seed": per_seed}  # fmt: skip
+    (out / f"acceptance_{algorithm}_{value:g}.json").write_text(json.dumps(data, indent=1) + "\n")
     return data
 
 
@@ -280,11 +288,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--acceptance", type=float, metavar="BETA",
                     help="only evaluate the saved kl_pg policies of this beta on 100,000 "
                     "compositions each (the issue's acceptance numbers)")  # fmt: skip
+    ap.add_argument(
+        "--acceptance-algorithm",
+        default="kl_pg+natural",
+        help="kl_pg+natural or kl_pg: whose policies --acceptance evaluates",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.acceptance is not None:
-        print(json.dumps(acceptance(out, args.acceptance, 100_000)["mean"], indent=1))
+        done = acceptance(out, args.acceptance, 100_000, args.acceptance_algorithm)
+        print(json.dumps(done["mean"], indent=1))
         return
     todo = jobs(args)
     t0 = time.perf_counter()

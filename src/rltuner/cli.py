@@ -376,7 +376,8 @@ def _configs(args: argparse.Namespace, *classes: type, extra: tuple[str, ...] = 
     return out
 
 
-def _parse_weights(items: list[str] | None) -> dict[str, float]:
+def _parse_pairs(items: list[str] | None, flag: str, example: str) -> dict[str, float]:
+    """``NAME=NUMBER`` items of a repeatable option (``--weight``, ``--bound``) as a dict."""
     out: dict[str, float] = {}
     for item in items or ():
         name, sep, value = item.partition("=")
@@ -385,7 +386,7 @@ def _parse_weights(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            raise RltunerError(f"--weight {item!r}: expected NAME=NUMBER, e.g. autocorrelation=0")
+            raise RltunerError(f"{flag} {item!r}: expected NAME=NUMBER, e.g. {example}")
     return out
 
 
@@ -404,7 +405,8 @@ def _refuse_changes_on_resume(args: argparse.Namespace, run: Path) -> None:
     if args.out is not None and Path(args.out).resolve() != run.resolve():
         given.append("--out")
     other = {"--config": args.config, "--force": args.force,
-             "--print-config": args.print_config, "--weight": hasattr(args, "weight")}  # fmt: skip
+             "--print-config": args.print_config, "--weight": hasattr(args, "weight"),
+             "--bound": hasattr(args, "bound")}  # fmt: skip
     given += [flag for flag, on in other.items() if on]
     if given:
         allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_OVERRIDES)
@@ -431,8 +433,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"resuming {run} at step {tuner.step:,} of {tuner.config.steps:,}")
     else:
         base = _load_config_file(args.config)
-        cli_weights = _parse_weights(getattr(args, "weight", None))
+        cli_weights = _parse_pairs(getattr(args, "weight", None), "--weight", "autocorrelation=0")
         base["weights"] = {**base.get("weights", {}), **cli_weights}
+        cli_bounds = _parse_pairs(getattr(args, "bound", None), "--bound", "unique_max=0.6")
+        base["bounds"] = {**base.get("bounds", {}), **cli_bounds}
         rules = list(base.get("rules", []))
         rules += [r for r in getattr(args, "rules", None) or () if r not in rules]
         base["rules"] = rules
@@ -755,7 +759,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help=field_help(next(f for f in dataclasses.fields(TunerConfig) if f.name == "chords"))
         + "; repeatable",
     )  # fmt: skip
-    add_dataclass_args(t, TunerConfig, skip=("weights", "rules", "chords"))
+    t.add_argument(
+        "--bound", action="append", default=argparse.SUPPRESS, metavar="NAME=B",
+        help="kl_pg: bound on a statistic (starting_with_tonic=0.4, autocorrelation_3=0.02 "
+        "for |lag-3| <= 0.02, ...; see --constraints); repeatable",
+    )  # fmt: skip
+    add_dataclass_args(t, TunerConfig, skip=("weights", "bounds", "rules", "chords"))
     t.set_defaults(func=cmd_tune)
 
     g = sub.add_parser("generate", parents=[common], help="sample melodies to MIDI + piano roll")

@@ -31,9 +31,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from rltuner.constraints import (
+    Constraint,
+    constraint_set,
+    constraint_terms,
+    constraint_values,
+    dual_step,
+)
 from rltuner.env import CompositionEnv
 from rltuner.errors import RltunerError, missing_torch
 from rltuner.network import Network, softmax_sample
+from rltuner.rewards import RuleTables, composition_features
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +73,7 @@ class PGHyper:
 
     reward_scaler: float = 2.0  # c
     log_p_bonus: float = 3.0  # α
-    kl_coef: float = 5.0  # β (its start value when adaptive)
+    kl_coef: float = 6.0  # β (its start value when adaptive)
     target_kl: float = 0.0  # KL per step that β steers toward; 0 = fixed β
     kl_adapt_rate: float = 0.5  # β *= 1 + rate * clip(KL/target − 1, ±0.2) per batch
     discount: float = 1.0  # γ within a composition
@@ -77,6 +85,9 @@ class PGHyper:
     max_grad_norm: float = 1.0
     value_coef: float = 0.5
     value_hidden: int = 64
+    constraints: tuple[Constraint, ...] = ()  # bounds on Table-1 statistics (rltuner.constraints)
+    constraint_rate: float = 0.15  # η: rise per batch of a clearly violated bound's price, in β
+    constraint_cap: float = 10.0  # the largest multiplier, in β
 
 
 class PGBatch(NamedTuple):
@@ -227,6 +238,7 @@ class PolicyGradientLearner:
         self.hyper = hyper
         self.layout = note_rnn.layout
         self.kl_coef = float(hyper.kl_coef)
+        self.multipliers = np.zeros(len(hyper.constraints))
         self.updates = 0
         gen = torch.Generator().manual_seed(int(seed))
         self.policy = NoteRNN(NoteRNNConfig(layer_sizes=note_rnn.layout.layer_sizes))
@@ -239,6 +251,7 @@ class PolicyGradientLearner:
         self.opt: Any = None
         self.q = note_rnn.copy()
         self._sync()
+        self.tables: RuleTables | None = None  # the run's key, set by the first batch
 
     # -- parameters --------------------------------------------------------------------------
     def _build_value(self, num_beats: int) -> None:
@@ -281,6 +294,7 @@ class PolicyGradientLearner:
         music = np.empty((b, n))
         log_p = np.empty((b, n))
         init_state = env.q_state.copy()
+        self.tables = env.tables
         for t in range(n):
             obs[:, t] = env.obs
             logits, q_next = self.q.step(env.obs, env.q_state)
@@ -328,6 +342,14 @@ class PolicyGradientLearner:
             batch.music_theory, old_log_pi, batch.log_p, h.reward_scaler, self.kl_coef,
             h.log_p_bonus,
         )  # fmt: skip
+        terms = None
+        if h.constraints:
+            if self.tables is None:
+                raise RltunerError("kl_pg constraints need the batch's rule tables (collect)")
+            steps, values = composition_features(batch.compositions, self.tables)
+            terms = constraint_terms(steps, values, list(h.constraints), batch.compositions)
+            # multipliers are in units of β: the tilt exp(λ·G/β) of the KL-regularised optimum
+            rewards = rewards + self.kl_coef * np.tensordot(self.multipliers, terms, axes=1)
         adv, returns = gae(rewards, values_t.double().numpy(), h.discount, h.gae_lambda)
         adv_n = (adv - adv.mean()) / (adv.std() + 1e-8)
         adv_t = torch.from_numpy(adv_n.astype(np.float32))
@@ -365,6 +387,14 @@ class PolicyGradientLearner:
             log_p=float(batch.log_p.mean()),
             value_mean=float(values_t.mean()),
         )
+        if terms is not None:
+            mean, se = constraint_values(terms)
+            for c, lam, g in zip(h.constraints, self.multipliers, mean, strict=True):
+                stats[f"lambda/{c.label}"] = float(lam)
+                stats[f"slack/{c.label}"] = float(g)
+            self.multipliers = dual_step(
+                self.multipliers, mean, se, h.constraint_rate, h.constraint_cap
+            )
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError("non-finite policy-gradient statistics")
         self.kl_coef = adapt_kl_coef(self.kl_coef, kl, h.target_kl, h.kl_adapt_rate)
@@ -376,6 +406,7 @@ class PolicyGradientLearner:
         """Policy, value head, Adam moments and step counts, β: everything to resume exactly."""
         d = {f"policy/{k}": v.detach().numpy().copy() for k, v in self.policy.state_dict().items()}
         d["kl_coef"] = np.array([self.kl_coef], dtype=np.float64)
+        d["constraint_multipliers"] = self.multipliers.astype(np.float64).copy()
         d["updates"] = np.array([self.updates], dtype=np.int64)
         d["num_beats"] = np.array([self.num_beats], dtype=np.int64)
         if self._value_built:
@@ -396,6 +427,13 @@ class PolicyGradientLearner:
                if k.startswith("policy/")}  # fmt: skip
         self.policy.load_state_dict(pol)
         self.kl_coef = float(d["kl_coef"][0])
+        lam = np.asarray(d.get("constraint_multipliers", np.zeros(0)), dtype=np.float64)
+        if lam.size != self.multipliers.size:
+            raise RltunerError(
+                f"the checkpoint holds {lam.size} constraint multipliers, the run has "
+                f"{self.multipliers.size} constraints"
+            )
+        self.multipliers = lam.copy()
         self.updates = int(d["updates"][0])
         beats = int(d["num_beats"][0])
         if beats:
@@ -431,6 +469,9 @@ def hyper_from_config(cfg: Any) -> PGHyper:
         learning_rate=cfg.pg_learning_rate,
         max_grad_norm=cfg.pg_max_grad_norm,
         value_coef=cfg.value_coef,
+        constraints=tuple(constraint_set(cfg.constraints, cfg.bounds)),
+        constraint_rate=cfg.constraint_rate,
+        constraint_cap=cfg.constraint_cap,
     )
 
 
@@ -500,5 +541,9 @@ def _log_row(tuner: Any, window: list[dict[str, float]], elapsed: float, steps_d
         ),
         "charts/steps_per_second": steps_done / max(elapsed, 1e-9),
     }
+    learner = tuner.learner
+    for c, lam in zip(learner.hyper.constraints, learner.multipliers, strict=True):
+        row[f"constraints/lambda/{c.label}"] = float(lam)  # the price now
+        row[f"constraints/slack/{c.label}"] = mean(f"slack/{c.label}")  # mean G over the window
     tuner.history.append(row)
     return row

@@ -89,6 +89,9 @@ __all__ = [
     "reference_step",
     "COUNT_NAMES",
     "composition_counts",
+    "composition_features",
+    "STEP_FEATURES",
+    "COMPOSITION_FEATURES",
 ]
 
 RULE_NAMES: tuple[str, ...] = (
@@ -215,6 +218,16 @@ COUNT_NAMES: tuple[str, ...] = (
     "rests",
     "rests_after_tonic_or_fifth",
     "in_key_preferred",
+)
+# per-composition features (:func:`composition_features`): flags per step, values per composition
+STEP_FEATURES: tuple[str, ...] = COUNT_NAMES[:6]
+COMPOSITION_FEATURES: tuple[str, ...] = (
+    "starting_with_tonic",
+    "unique_max",
+    "unique_min",
+    "autocorrelation_1",
+    "autocorrelation_2",
+    "autocorrelation_3",
 )
 
 
@@ -694,48 +707,82 @@ def _step_kernel(comps, beat, action, obs, l_dir, l_from, l_steps, packed, param
 
 
 @njit(cache=True)
+def _score_composition(seq, width, packed, params, key_prob, vals, x, p, steps_out, codes,
+                       comp_out):  # fmt: skip
+    """One composition ``seq[:width]`` scored step by step from an empty composition with a
+    fresh leap state (the same :func:`_eval_one` as the reward). Writes per step into
+    ``steps_out`` (width, 6) the flags of :data:`STEP_FEATURES` and into ``codes`` (width,)
+    the interval code; into ``comp_out`` (6,) the values of :data:`COMPOSITION_FEATURES`
+    (autocorrelations NaN when undefined)."""
+    no_obs = -1
+    d = 0
+    f = -1
+    s = 0
+    for i in range(width):
+        r = _eval_one(seq, np.int64(i), np.int64(no_obs), np.int64(d), np.int64(f),
+                      np.int64(s), packed, params, key_prob, np.bool_(False), vals, x,
+                      p)  # fmt: skip
+        d = r[6]
+        f = r[7]
+        s = r[8]
+        steps_out[i, 0] = 1 if r[0] else 0
+        steps_out[i, 1] = 0 if r[5] else 1
+        steps_out[i, 2] = 1 if r[1] else 0
+        steps_out[i, 3] = 1 if r[2] else 0
+        steps_out[i, 4] = 1 if r[3] == LEAP_RESOLVED else 0
+        steps_out[i, 5] = 1 if r[3] == LEAP_DOUBLED else 0
+        codes[i] = r[4]
+    for k in range(3):
+        comp_out[k] = 0.0
+    for k in range(len(AUTOCORRELATION_LAGS)):
+        comp_out[3 + k] = np.nan
+    if width > 0:
+        if seq[0] == params[0]:
+            comp_out[0] = 1.0
+        hi, lo = _unique_extremes(seq, width)
+        if hi:
+            comp_out[1] = 1.0
+        if lo:
+            comp_out[2] = 1.0
+        var = _centre(seq, width, x, p)
+        if var != 0.0:
+            for k in range(len(AUTOCORRELATION_LAGS)):
+                comp_out[3 + k] = _lag_coefficient(x, width, AUTOCORRELATION_LAGS[k], var, p)
+
+
+@njit(cache=True)
+def _read_row(comps, m, seq):
+    """Copies row ``m`` of ``comps`` into ``seq``; False if an entry lies outside 0..37."""
+    for j in range(comps.shape[1]):
+        e = comps[m, j]
+        if e < 0 or e >= NUM_CLASSES:
+            return False
+        seq[j] = e
+    return True
+
+
+@njit(cache=True)
 def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, ac_count):
-    """Table-1 counters over whole compositions ``comps`` (M, N), each evaluated step by step
-    with a fresh leap state (the same :func:`_eval_one` as the reward). Adds into ``counts``
-    (len(COUNT_NAMES),) int64, ``ac_sum`` / ``ac_count`` (3,) for lags 1..3. Returns the first
-    invalid row or −1."""
+    """Table-1 counters over whole compositions ``comps`` (M, N), each scored by
+    :func:`_score_composition`. Adds into ``counts`` (len(COUNT_NAMES),) int64, ``ac_sum`` /
+    ``ac_count`` (3,) for lags 1..3. Returns the first invalid row or −1."""
     n_rows, width = comps.shape
     seq = np.empty(width + 1, dtype=np.int64)
     x = np.empty(width + 1, dtype=np.float64)
     p = np.empty(width + 1, dtype=np.float64)
     vals = np.empty(12, dtype=np.float64)
-    tonic_class = params[0]
-    no_obs = -1
-    want_values = False
+    steps_out = np.empty((width, 6), dtype=np.int8)
+    codes = np.empty(width, dtype=np.float64)
+    comp_out = np.empty(6, dtype=np.float64)
     for m in range(n_rows):
-        for j in range(width):
-            e = comps[m, j]
-            if e < 0 or e >= NUM_CLASSES:
-                return m
-            seq[j] = e
-        d = 0
-        f = -1
-        s = 0
+        if not _read_row(comps, m, seq):
+            return m
+        _score_composition(seq, width, packed, params, key_prob, vals, x, p, steps_out, codes,
+                           comp_out)  # fmt: skip
         for i in range(width):
-            r = _eval_one(seq, np.int64(i), np.int64(no_obs), np.int64(d), np.int64(f),
-                          np.int64(s), packed, params, key_prob, np.bool_(want_values), vals, x,
-                          p)  # fmt: skip
-            d = r[6]
-            f = r[7]
-            s = r[8]
-            if r[0]:
-                counts[0] += 1
-            if not r[5]:
-                counts[1] += 1
-            if r[1]:
-                counts[2] += 1
-            if r[2]:
-                counts[3] += 1
-            if r[3] == LEAP_RESOLVED:
-                counts[4] += 1
-            elif r[3] == LEAP_DOUBLED:
-                counts[5] += 1
-            c = r[4]
+            for k in range(6):
+                counts[k] += steps_out[i, k]  # COUNT_NAMES[:6] are STEP_FEATURES
+            c = codes[i]
             if c == _CODE_REST:
                 counts[16] += 1
             elif c == _CODE_REST_AFTER_TONIC_OR_FIFTH:
@@ -756,20 +803,33 @@ def _composition_counts_kernel(comps, packed, params, key_prob, counts, ac_sum, 
                 counts[13] += 1
             elif c == _SEVENTH:
                 counts[10] += 1
-        if width > 0:
-            if seq[0] == tonic_class:
-                counts[6] += 1
-            hi, lo = _unique_extremes(seq, width)
-            if hi:
-                counts[7] += 1
-            if lo:
-                counts[8] += 1
-            var = _centre(seq, width, x, p)
-            if var != 0.0:
-                for i in range(len(AUTOCORRELATION_LAGS)):
-                    lag = AUTOCORRELATION_LAGS[i]
-                    ac_sum[i] += _lag_coefficient(x, width, lag, var, p)
-                    ac_count[i] += 1
+        for k in range(3):  # COUNT_NAMES[6:9] are COMPOSITION_FEATURES[:3]
+            if comp_out[k] != 0.0:
+                counts[6 + k] += 1
+        for k in range(len(AUTOCORRELATION_LAGS)):
+            v = comp_out[3 + k]
+            if not np.isnan(v):
+                ac_sum[k] += v
+                ac_count[k] += 1
+    return -1
+
+
+@njit(cache=True)
+def _composition_features_kernel(comps, packed, params, key_prob, steps_out, comp_out):
+    """Per-composition Table-1 features of ``comps`` (M, N): ``steps_out`` (M, N, 6) int8 and
+    ``comp_out`` (M, 6) float64 as :func:`_score_composition` writes them. Returns the first
+    invalid row or −1."""
+    n_rows, width = comps.shape
+    seq = np.empty(width + 1, dtype=np.int64)
+    x = np.empty(width + 1, dtype=np.float64)
+    p = np.empty(width + 1, dtype=np.float64)
+    vals = np.empty(12, dtype=np.float64)
+    codes = np.empty(width, dtype=np.float64)
+    for m in range(n_rows):
+        if not _read_row(comps, m, seq):
+            return m
+        _score_composition(seq, width, packed, params, key_prob, vals, x, p, steps_out[m],
+                           codes, comp_out[m])  # fmt: skip
     return -1
 
 
@@ -998,6 +1058,16 @@ def combine_reward(
     return reward
 
 
+def _checked_compositions(compositions: np.ndarray) -> np.ndarray:
+    comps = np.asarray(compositions)
+    if comps.ndim != 2 or comps.dtype.kind not in "iu":
+        raise ValueError(f"compositions must be a 2-D int array, got {comps.dtype} {comps.shape}")
+    comps = np.ascontiguousarray(comps, dtype=np.int8 if comps.size else np.int64)
+    if comps.size and (comps.min() < 0 or comps.max() >= NUM_CLASSES):
+        raise ValueError("composition entries must lie in 0..37")
+    return comps
+
+
 def composition_counts(
     compositions: np.ndarray, tables: RuleTables
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1009,12 +1079,7 @@ def composition_counts(
     (3,) int64 for lags 1..3 over compositions with a defined coefficient). ``tables.num_notes``
     is ignored: N is the width of ``compositions``.
     """
-    comps = np.asarray(compositions)
-    if comps.ndim != 2 or comps.dtype.kind not in "iu":
-        raise ValueError(f"compositions must be a 2-D int array, got {comps.dtype} {comps.shape}")
-    comps = np.ascontiguousarray(comps, dtype=np.int8 if comps.size else np.int64)
-    if comps.size and (comps.min() < 0 or comps.max() >= NUM_CLASSES):
-        raise ValueError("composition entries must lie in 0..37")
+    comps = _checked_compositions(compositions)
     params = tables.kernel_params.copy()
     params[2] = comps.shape[1]
     counts = np.zeros(len(COUNT_NAMES), dtype=np.int64)
@@ -1026,6 +1091,29 @@ def composition_counts(
     if bad >= 0:
         raise ValueError(f"composition {bad} has an entry outside 0..37")
     return counts, ac_sum, ac_count
+
+
+def composition_features(
+    compositions: np.ndarray, tables: RuleTables
+) -> tuple[np.ndarray, np.ndarray]:
+    """Table-1 features of each composition (M, N), scored as :func:`composition_counts`
+    scores them (their sums over compositions are its first nine counters).
+
+    Returns ``(steps, values)``: ``steps`` (M, N, 6) int8, per step the 0/1 flags of
+    :data:`STEP_FEATURES` (the note is excessively repeated, out of key, in a motif, in a
+    repeated motif; a leap resolved or doubled at this step); ``values`` (M, 6) float64 per
+    composition, :data:`COMPOSITION_FEATURES` (first note is the tonic, unique maximum,
+    unique lowest real note as 0/1; the autocorrelation coefficients at lags 1..3, NaN where
+    undefined). Raises ``ValueError`` for entries outside 0..37.
+    """
+    comps = _checked_compositions(compositions)
+    params = tables.kernel_params.copy()
+    params[2] = comps.shape[1]
+    steps = np.zeros((comps.shape[0], comps.shape[1], len(STEP_FEATURES)), dtype=np.int8)
+    values = np.zeros((comps.shape[0], len(COMPOSITION_FEATURES)), dtype=np.float64)
+    _composition_features_kernel(comps, tables.packed, params, 1.0 / tables.key_size, steps,
+                                 values)  # fmt: skip
+    return steps, values
 
 
 # --------------------------------------------------------------------------- reference

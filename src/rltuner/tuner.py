@@ -40,6 +40,7 @@ from rltuner.conditioning import (
     progressions_to_json,
     resolve_progressions,
 )
+from rltuner.constraints import constraint_set
 from rltuner.encoding import PITCH_NAMES, Key
 from rltuner.env import PRIMING_MODES, CompositionEnv, Harmony, Priming, music_theory_rewards
 from rltuner.errors import RltunerError
@@ -174,7 +175,7 @@ class TunerConfig:
     # kl_pg only (rltuner.policy_gradient): reward c*r_MT + alpha*log p - beta*(log pi - log p)
     pg_batch: int = option(256, help="kl_pg: whole compositions sampled per PPO iteration")
     kl_coef: float = option(
-        5.0, help="kl_pg: beta, the KL penalty per step (start value if adaptive)"
+        6.0, help="kl_pg: beta, the KL penalty per step (start value if adaptive)"
     )
     target_kl: float = option(
         0.0, help="kl_pg: KL(pi||p) per step that beta is steered toward; 0 = fixed beta"
@@ -195,6 +196,21 @@ class TunerConfig:
         1.0, help="kl_pg: global gradient-norm clip (policy, value separately)"
     )
     value_coef: float = option(0.5, help="kl_pg: weight of the value loss")
+    constraints: str = option(
+        "natural",
+        help="kl_pg: bounds on Table-1 statistics held by Lagrange multipliers: table1 (the "
+        "paper's Q column with a margin) or none; --bound adds or changes one",
+    )
+    bounds: dict[str, float] = option(
+        help="kl_pg: constraint bounds, statistic -> bound (see rltuner.constraints)",
+        factory=dict,
+    )
+    constraint_rate: float = option(
+        0.15, help="kl_pg: per-batch rise of a clearly violated bound's multiplier, in beta"
+    )
+    constraint_cap: float = option(
+        10.0, help="kl_pg: the largest multiplier of a bound, in units of beta"
+    )
 
     def __post_init__(self) -> None:
         if self.algorithm not in (*ALGORITHMS, PG_ALGORITHM):
@@ -269,11 +285,12 @@ class TunerConfig:
         check_int("exploration_period", self.exploration_period, 0)
         check_int("seed", self.seed, 0)
         for name in ("kl_coef", "target_kl", "kl_adapt_rate", "ppo_clip", "log_p_bonus",
-                     "value_coef"):  # fmt: skip
+                     "value_coef", "constraint_rate", "constraint_cap"):  # fmt: skip
             check_range(name, getattr(self, name), 0.0, math.inf)
         for name in ("pg_learning_rate", "pg_max_grad_norm"):
             check_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
         check_range("pg_discount", self.pg_discount, 0.0, 1.0)
+        constraint_set(self.constraints, self.bounds)  # raises for a bad preset or bound
         check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
         if self.memory_size < self.minibatch_size:
             raise RltunerError(

@@ -49,6 +49,7 @@ def missing_groups(threads: int) -> list[str]:
     parallel = lstm_kernels.uses_parallel_kernel(threads)
     update = lstm_kernels._update_parallel if parallel else lstm_kernels._update_serial
     acting = (lstm_kernels.forward, rewards._step_kernel, rewards._composition_counts_kernel,
+              rewards._composition_features_kernel,
               policy._centre, policy._draw, naturalness._count_notes,
               naturalness._ngram_total)  # fmt: skip
     out = []
@@ -119,13 +120,14 @@ def _compile_update(threads: int) -> None:
 
 def _compile_acting() -> None:
     """The sampler (network step, scores, draws) for a plain and a G policy, the per-step
-    rewards, the Table-1 statistics and the naturalness metrics of a tiny rollout (the calls a
-    run and an evaluation make)."""
+    rewards, the Table-1 statistics (totals and per composition) and the naturalness metrics
+    of a tiny rollout (the calls a run and an evaluation make)."""
     net, _ = load_network(bundled_note_rnn_path())
     for pol in (policy.Policy(net), policy.Policy(net.copy(), "g", net)):
         s = policy.sample(pol, 8, 32, 0)
     music_theory_rewards(s.compositions, s.first_obs, RuleTables.from_key())
     composition_stats(s.compositions)
+    rewards.composition_features(s.compositions, RuleTables.from_key())  # kl_pg's constraints
     naturalness.naturalness_stats(s.compositions, naturalness.bundled_reference())
 
 
