@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from rltuner.constraints import (
     CONSTRAINT_NAMES,
+    NATURAL_BOUNDS,
     TABLE1_BOUNDS,
     Constraint,
     autocorrelation_steps,
@@ -50,6 +51,8 @@ ROW = {
 def _statistic(comps, name):
     if name == "repeated_pitch":
         return repeated_pitch_share(comps)
+    if name == "hold":
+        return float((comps == 1).mean())
     return composition_stats(comps).table1()[ROW[name]]
 
 
@@ -102,13 +105,14 @@ def test_features_by_hand():
 def test_presets_and_bounds():
     table1 = constraint_set("table1")
     names = [c.name for c in table1]
-    assert set(names) == set(CONSTRAINT_NAMES) - {"repeated_pitch"}
+    assert set(names) == set(TABLE1_BOUNDS) == set(ROW)  # the eleven Table-1 rows
     # |mean autocorrelation| <= b is two one-sided constraints
     ac3 = [c for c in table1 if c.name == "autocorrelation_3"]
     b = TABLE1_BOUNDS["autocorrelation_3"]
     assert ac3 == [Constraint("autocorrelation_3", 1, -b), Constraint("autocorrelation_3", -1, b)]
     assert constraint_set("none") == []
-    assert {c.name for c in constraint_set("natural")} == set(CONSTRAINT_NAMES)
+    assert {c.name for c in constraint_set("natural")} == set(NATURAL_BOUNDS)
+    assert set(NATURAL_BOUNDS) <= set(CONSTRAINT_NAMES)
     own = constraint_set("none", {"starting_with_tonic": 0.4})
     assert own == [Constraint("starting_with_tonic", 1, 0.4)]
     changed = constraint_set("table1", {"starting_with_tonic": 0.4})
@@ -172,7 +176,7 @@ def test_mean_g_is_nonnegative_exactly_when_the_statistic_meets_its_bound(
     stat = _statistic(comps, name)
     steps, values = composition_features(comps, TABLES)
     cons = constraint_set("none", {name: bound})
-    given_comps = comps if spread or name == "repeated_pitch" else None
+    given_comps = comps if spread or name in ("repeated_pitch", "hold") else None
     mean, _ = constraint_values(constraint_terms(steps, values, cons, given_comps))
     if name.startswith("autocorrelation"):
         # all 40 melodies have a defined coefficient, so the batch mean is the statistic
