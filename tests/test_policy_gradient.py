@@ -117,6 +117,28 @@ def test_resume_gives_identical_weights(tiny_note_rnn, tmp_path, constraints):
     assert (tmp_path / "part" / stats).read_text() == (tmp_path / "full" / stats).read_text()
 
 
+def test_a_run_saved_before_bounds_existed_resumes_without_them(tiny_note_rnn, tmp_path):
+    """kl_pg checkpoints written before the bounds were added hold no multipliers and no
+    ``constraints`` setting; they resume as runs without bounds (not with today's default)."""
+    from rltuner.checkpoint import save_arrays
+
+    full = RLTuner(_cfg(tiny_note_rnn, constraints="none"))
+    full.train(tmp_path / "full", progress=False)
+    part = RLTuner(_cfg(tiny_note_rnn, constraints="none"))
+    part.train(tmp_path / "old", progress=False, stop_after=2 * 16 * 32)
+    state = tmp_path / "old" / "checkpoint" / "state.safetensors"
+    arrays, meta = load_arrays(state)
+    old = {k: v for k, v in arrays.items() if "constraint_multipliers" not in k}
+    assert len(old) == len(arrays) - 1
+    for key in ("constraints", "bounds", "constraint_rate", "constraint_cap"):
+        del meta["config"][key]
+    save_arrays(state, old, meta)
+    resumed = RLTuner.load(tmp_path / "old")
+    assert resumed.config.constraints == "none" and resumed.learner.hyper.constraints == ()
+    resumed.train(tmp_path / "old", progress=False)
+    np.testing.assert_array_equal(resumed.learner.q.theta, full.learner.q.theta)
+
+
 def test_sigkill_then_resume_is_exact(tiny_note_rnn, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     flags = ["--algorithm", "kl_pg", "--note-rnn", str(tiny_note_rnn), "--steps", "8192",

@@ -198,8 +198,9 @@ class TunerConfig:
     value_coef: float = option(0.5, help="kl_pg: weight of the value loss")
     constraints: str = option(
         "natural",
-        help="kl_pg: bounds on Table-1 statistics held by Lagrange multipliers: table1 (the "
-        "paper's Q column with a margin) or none; --bound adds or changes one",
+        help="kl_pg: bounds on statistics held by Lagrange multipliers: natural (table1 and "
+        "at least 9% repeated pitches), table1 (the paper's Q column with a margin) or none; "
+        "--bound adds or changes one",
     )
     bounds: dict[str, float] = option(
         help="kl_pg: constraint bounds, statistic -> bound (see rltuner.constraints)",
@@ -988,6 +989,8 @@ class RLTuner:
         run = Path(run)
         path, arrays, meta = _load_run_checkpoint(run)
         cfg_dict = dict(meta["config"])
+        if cfg_dict.get("algorithm") == PG_ALGORITHM and "constraints" not in cfg_dict:
+            cfg_dict["constraints"] = "none"  # saved before kl_pg had bounds: it had none
         overrides = dict(config_overrides or {})
         refused = sorted(set(overrides) - set(RESUME_OVERRIDES) - {"rules"})
         if refused:
