@@ -215,6 +215,9 @@ def test_dual_step_moves_prices_toward_feasibility():
     # violated by 0.1 s.e.: a step of 0.1/3 of it; never below 0 nor above the cap
     np.testing.assert_allclose(out, [0.1, 0.9, 1.0 + 0.1 / 30, 0.0, 10.0])
     np.testing.assert_array_equal(lam, [0.0, 1.0, 1.0, 0.05, 9.95])  # not modified
+    # release: a met bound's price falls three times as fast as a violated one's rises
+    out3 = dual_step(lam, mean, se, rate=0.1, cap=10.0, release=3.0)
+    np.testing.assert_allclose(out3, [0.1, 0.7, 1.0 + 0.1 / 30, 0.0, 10.0])
     # a zero standard error counts as certain
     np.testing.assert_allclose(dual_step(np.zeros(2), np.array([-0.5, 0.0]), np.zeros(2),
                                          0.1, 10.0), [0.1, 0.0])  # fmt: skip

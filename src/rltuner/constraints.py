@@ -248,13 +248,20 @@ def constraint_values(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dual_step(
-    multipliers: np.ndarray, mean: np.ndarray, se: np.ndarray, rate: float, cap: float
+    multipliers: np.ndarray,
+    mean: np.ndarray,
+    se: np.ndarray,
+    rate: float,
+    cap: float,
+    release: float = 1.0,
 ) -> np.ndarray:
     """Projected dual ascent: ``λ ← clip(λ − rate·clip(z/3, −1, 1), 0, cap)`` with ``z =
-    mean/se`` (a violated bound, mean < 0, raises its multiplier). A zero standard error
-    counts as certain (``z = ±∞``, or 0 when the mean is 0)."""
+    mean/se`` (a violated bound, mean < 0, raises its multiplier); a met bound's multiplier
+    falls ``release`` times as fast as a violated one's rises. A zero standard error counts
+    as certain (``z = ±∞``, or 0 when the mean is 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, mean / se, np.sign(mean) * np.inf)
     z = np.nan_to_num(z, nan=0.0)
     step = rate * np.clip(z / 3.0, -1.0, 1.0)
+    step = np.where(step > 0, release * step, step)
     return np.clip(multipliers - step, 0.0, cap)

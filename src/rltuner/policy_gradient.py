@@ -88,6 +88,7 @@ class PGHyper:
     constraints: tuple[Constraint, ...] = ()  # bounds on Table-1 statistics (rltuner.constraints)
     constraint_rate: float = 0.15  # η: rise per batch of a clearly violated bound's price, in β
     constraint_cap: float = 10.0  # the largest multiplier, in β
+    constraint_release: float = 3.0  # a met bound's price falls this many times as fast
 
 
 class PGBatch(NamedTuple):
@@ -393,7 +394,12 @@ class PolicyGradientLearner:
                 stats[f"lambda/{c.label}"] = float(lam)
                 stats[f"slack/{c.label}"] = float(g)
             self.multipliers = dual_step(
-                self.multipliers, mean, se, h.constraint_rate, h.constraint_cap
+                self.multipliers,
+                mean,
+                se,
+                h.constraint_rate,
+                h.constraint_cap,
+                h.constraint_release,
             )
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError("non-finite policy-gradient statistics")
@@ -472,6 +478,7 @@ def hyper_from_config(cfg: Any) -> PGHyper:
         constraints=tuple(constraint_set(cfg.constraints, cfg.bounds)),
         constraint_rate=cfg.constraint_rate,
         constraint_cap=cfg.constraint_cap,
+        constraint_release=cfg.constraint_release,
     )
 
 

@@ -212,6 +212,9 @@ class TunerConfig:
     constraint_cap: float = option(
         10.0, help="kl_pg: the largest multiplier of a bound, in units of beta"
     )
+    constraint_release: float = option(
+        3.0, help="kl_pg: a met bound's multiplier falls this many times as fast as it rises"
+    )
 
     def __post_init__(self) -> None:
         if self.algorithm not in (*ALGORITHMS, PG_ALGORITHM):
@@ -286,7 +289,8 @@ class TunerConfig:
         check_int("exploration_period", self.exploration_period, 0)
         check_int("seed", self.seed, 0)
         for name in ("kl_coef", "target_kl", "kl_adapt_rate", "ppo_clip", "log_p_bonus",
-                     "value_coef", "constraint_rate", "constraint_cap"):  # fmt: skip
+                     "value_coef", "constraint_rate", "constraint_cap",
+                     "constraint_release"):  # fmt: skip
             check_range(name, getattr(self, name), 0.0, math.inf)
         for name in ("pg_learning_rate", "pg_max_grad_norm"):
             check_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
