@@ -231,8 +231,11 @@ def test_outputs_and_logs(tiny_note_rnn, tmp_path):
         assert np.isfinite(row[key]), key
     assert result["stats"]["compositions"] == 64
     plots = sorted(p.name for p in (run / "plots").glob("*.png"))
-    assert plots == ["evaluation_rewards.png", "kl_control.png", "ppo_losses.png",
-                     "training_rewards.png"]  # fmt: skip
+    assert plots == ["constraint_prices.png", "evaluation_rewards.png", "kl_control.png",
+                     "ppo_losses.png", "training_rewards.png"]  # fmt: skip
+    for key in ("constraints/lambda/starting_with_tonic/min",
+                "constraints/slack/starting_with_tonic/min"):  # fmt: skip
+        assert np.isfinite(row[key]), key
     # the tuned policy is a Note RNN checkpoint: evaluation loads it as a kl_pg model
     from rltuner.evaluate import load_model
 

@@ -112,11 +112,12 @@ def plot_training(
 ) -> list[Path]:
     """Training rewards (the reward the agent maximises / music theory / Note RNN), evaluation
     rewards and mean target values per log window, as images in ``out_dir`` (a kl_pg run: its
-    KL and β, and its PPO losses, instead of the target values; a plot none of whose keys were
-    logged is not drawn). Rewards are per step (one 16th note), log p in nats. The y-range of
-    the reward plots is that of the windows after the first (whose value, far off at ε ≈ 1, is
-    then written on the plot). A line equal to another (G and RL-only runs are trained on
-    c·r_MT alone) is drawn once, with both labels. Returns the paths."""
+    KL and β, its PPO losses and the prices of its bounds, instead of the target values; a
+    plot none of whose keys were logged is not drawn). Rewards are per step (one 16th note),
+    log p in nats. The y-range of the reward plots is that of the windows after the first
+    (whose value, far off at ε ≈ 1, is then written on the plot). A line equal to another (G
+    and RL-only runs are trained on c·r_MT alone) is drawn once, with both labels. Returns the
+    paths."""
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +164,15 @@ def plot_training(
         ),
     ]
     logged = {k for row in history for k in row}
+    prices = sorted(k for k in logged if k.startswith("constraints/lambda/")
+                    and any(row.get(k) for row in history))  # fmt: skip
+    if prices:  # a kl_pg run with bounds: the prices that ever rose above 0
+        specs.append((
+            "constraint_prices",
+            "Prices ν of the bounds (kl_pg; units of β, 0 = met)",
+            "ν (its bound pays β·ν per unit)",
+            [(k, k.removeprefix("constraints/lambda/")) for k in prices],
+        ))  # fmt: skip
     paths = []
     for name, title, ylabel, keys in specs:
         if not any(key in logged for key, _ in keys):
