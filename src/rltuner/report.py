@@ -178,6 +178,8 @@ def plot_training(
         if not any(key in logged for key, _ in keys):
             continue
         fig, ax = plt.subplots(figsize=(7, 4))
+        if len(keys) > 10:  # more lines than the default cycle's 10 colours
+            ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
         drawn: list[tuple[np.ndarray, np.ndarray, str]] = []
         for key, label in keys:
             x, y = _series(history, key)
