@@ -1,24 +1,26 @@
-"""Table-1 statistics as constraints of the kl_pg tuner, held by Lagrange multipliers.
+"""Bounds on the statistics of the kl_pg tuner's melodies, held by Lagrange multipliers.
 
-The KL-regularised tuner maximises ``E[c·r_MT + α·log p] − β·KL(π‖p)``. With constraints it
-also asks that each chosen Table-1 statistic (``docs/rules.md#table-1-statistics``) of its
-compositions stays on the right side of a bound, e.g. "at least 31% of the compositions start
-on the tonic" or "|mean lag-3 autocorrelation| at most 0.02". Every Table-1 statistic is a
+The KL-regularised tuner maximises ``E[c·r_MT + α·log p] − β·KL(π‖p)``. With bounds it also
+asks that chosen statistics of its compositions stay on the right side of a bound: a Table-1
+statistic (``docs/rules.md#table-1-statistics``; "at least 31% of the compositions start on
+the tonic", "|mean lag-3 autocorrelation| at most 0.015") or one of two data statistics (the
+share of repeated pitches among the melodic intervals, the share of held steps). Each is a
 ratio of expectations over compositions, so each bound is a linear constraint on the policy's
 expectation of a per-composition quantity ``G_k`` (``E_π[G_k] ≥ 0`` exactly when the bound
-holds), and the Lagrangian adds ``Σ_k λ_k·G_k`` to the return. ``G_k`` is paid where it is
-decided: note-level counts at their step, the first note at step 0, whole-composition values
-(unique extremes, autocorrelations) at the last step.
+holds), and the Lagrangian adds ``β·ν_k·G_k`` to the return. ``G_k`` is paid where it is
+decided: a note's flag at its step, the first note at step 0, the autocorrelation as its
+products at the later step of each pair, unique extremes at the last step.
 
-The multipliers follow projected dual ascent after every batch (as in Lagrangian PPO for
-constrained RL): ``λ_k ← max(0, λ_k − η·clip(z_k/3, −1, 1))`` with ``z_k`` the batch mean of
-``G_k`` over its standard error, so a clearly violated bound raises its price by ``η`` nats
-per batch, a clearly slack one lowers it, and noise moves it little. A bound that is met
-costs nothing (its λ stays 0); the policy moves from the Note RNN only as far as the bounds
-and the rules' reward need.
+The prices ``ν_k`` are in units of β (``exp(ν_k·G_k)`` is the tilt of the KL-regularised
+optimum, whatever β is) and follow projected dual ascent after every batch (as in Lagrangian
+PPO for constrained RL): ``ν_k ← clip(ν_k − η·clip(z_k/3, −1, 1), 0, cap)`` with ``z_k`` the
+batch mean of ``G_k`` over its standard error, the fall of a met bound's price multiplied by
+``release``. A clearly violated bound gets dearer by ``η`` per batch, a clearly slack one
+cheaper, noise moves a price little, and a bound that is met costs nothing (its ν stays 0):
+the policy moves from the Note RNN only as far as the bounds and the rules' reward need.
 
 The pieces are pure functions over the features of :func:`rltuner.rewards.composition_features`
-so that they can be checked by hand.
+(and the compositions) so that they can be checked by hand.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Constraint:
-    """One bound on a Table-1 statistic.
+    """One bound on a statistic.
 
     ``name`` is the statistic (:data:`CONSTRAINT_NAMES`); ``sense`` +1 for "at least
     ``bound``", −1 for "at most ``bound``" (an autocorrelation's ``|mean| ≤ b`` is two
@@ -107,7 +109,7 @@ TABLE1_BOUNDS: dict[str, float] = {
 # "natural" adds a floor on repeated pitches: 15.5% of the melodic intervals of the corpus's
 # validation melodies, about 12% of the Note RNN's, 4-5% of melodies tuned toward the rules
 # without it; the missing repeats are most of their interval-histogram distance to the corpus
-# (docs/tradeoff.md). 9% brought that distance from 0.21 to 0.12-0.13 (3 seeds, β = 6)
+# (docs/tradeoff.md). 9% brought that distance from 0.22 to 0.13-0.15 (5 seeds, β = 6)
 NATURAL_BOUNDS: dict[str, float] = {**TABLE1_BOUNDS, "repeated_pitch": 0.09}
 PRESETS: dict[str, dict[str, float]] = {
     "table1": TABLE1_BOUNDS,
