@@ -209,6 +209,7 @@ def constraint_terms(
     out = np.zeros((len(constraints), m, n), dtype=np.float64)
     if n == 0:
         return out
+    products: dict[int, np.ndarray] = {}  # a lag's two bounds (≥ −b, ≤ b) share its products
     for k, c in enumerate(constraints):
         h = out[k]
         if c.name in STEP_FEATURES and c.name != "leaps_resolved":
@@ -229,7 +230,10 @@ def constraint_terms(
         elif c.name == "starting_with_tonic":
             h[:, 0] = values[:, 0] - c.bound
         elif c.name.startswith("autocorrelation") and compositions is not None:
-            h[:] = autocorrelation_steps(compositions, int(c.name[-1]))
+            lag = int(c.name[-1])
+            if lag not in products:
+                products[lag] = autocorrelation_steps(compositions, lag)
+            h[:] = products[lag]
             h[:, -1] -= c.bound
         else:
             v = values[:, COMPOSITION_FEATURES.index(c.name)]
