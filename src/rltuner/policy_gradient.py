@@ -390,9 +390,8 @@ class PolicyGradientLearner:
         )
         if terms is not None:
             mean, se = constraint_values(terms)
-            for c, lam, g in zip(h.constraints, self.multipliers, mean, strict=True):
-                stats[f"lambda/{c.label}"] = float(lam)
-                stats[f"slack/{c.label}"] = float(g)
+            for c, g in zip(h.constraints, mean, strict=True):
+                stats[f"slack/{c.label}"] = float(g)  # the log row's price is the learner's
             self.multipliers = dual_step(
                 self.multipliers,
                 mean,
